@@ -1,0 +1,7 @@
+//! Generated gRPC code for grpc-auth's examples, tests and benches.
+#![allow(missing_docs, unreachable_pub, clippy::all)]
+
+/// The helloworld Greeter.
+pub mod helloworld {
+    tonic::include_proto!("helloworld");
+}

@@ -1,0 +1,174 @@
+//! [`ApiKeyAuthenticator`]: a metadata key (default `x-api-key`) mapped to principals.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use http::HeaderName;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{AuthRequest, AuthResult};
+use crate::{AuthError, Principal, authn::Authenticator};
+
+/// Authenticates an API key sent in a metadata entry.
+///
+/// Keys are stored as SHA-256 digests only; the presented key is hashed, looked up,
+/// and the digests compared in constant time, so neither the map nor the timing
+/// reveals a key.
+///
+/// ```
+/// use grpc_auth::authn::ApiKeyAuthenticator;
+/// let auth = ApiKeyAuthenticator::new()          // reads `x-api-key`
+///     .key("k-123", "billing-service")
+///     .key("k-456", "reporting");
+/// # let _ = auth;
+/// ```
+#[derive(Clone)]
+pub struct ApiKeyAuthenticator {
+    header: HeaderName,
+    keys: HashMap<[u8; 32], Principal>,
+}
+
+impl ApiKeyAuthenticator {
+    /// An authenticator reading `x-api-key`, with no keys yet.
+    pub fn new() -> Self {
+        Self {
+            header: HeaderName::from_static("x-api-key"),
+            keys: HashMap::new(),
+        }
+    }
+
+    /// Reads the key from metadata `name` instead.
+    ///
+    /// # Panics
+    /// If `name` is not a valid lower-case metadata key (a configuration error).
+    pub fn header(mut self, name: &str) -> Self {
+        self.header = HeaderName::from_bytes(name.as_bytes())
+            .unwrap_or_else(|_| panic!("invalid metadata key for API keys: {name:?}"));
+        self
+    }
+
+    /// Accepts `key`, authenticating its caller as `subject` (scheme `"api-key"`).
+    pub fn key(self, key: impl AsRef<[u8]>, subject: impl Into<String>) -> Self {
+        self.key_for(key, Principal::new(subject, "api-key"))
+    }
+
+    /// Accepts `key`, authenticating its caller as `principal` (with its scopes, roles).
+    pub fn key_for(mut self, key: impl AsRef<[u8]>, principal: Principal) -> Self {
+        self.keys.insert(digest(key.as_ref()), principal);
+        self
+    }
+
+    /// The metadata key read.
+    pub fn header_name(&self) -> &HeaderName {
+        &self.header
+    }
+}
+
+impl Default for ApiKeyAuthenticator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn digest(key: &[u8]) -> [u8; 32] {
+    Sha256::digest(key).into()
+}
+
+impl Authenticator for ApiKeyAuthenticator {
+    async fn authenticate(&self, req: &AuthRequest<'_>) -> AuthResult {
+        let Some(value) = req.single_value(&self.header)? else {
+            return Ok(None);
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(AuthError::unauthenticated("empty API key"));
+        }
+        let presented = digest(value.as_bytes());
+        match self.keys.get_key_value(&presented) {
+            Some((stored, principal)) if bool::from(stored.ct_eq(&presented)) => {
+                Ok(Some(principal.clone().into()))
+            }
+            _ => Err(AuthError::unauthenticated("invalid API key")),
+        }
+    }
+}
+
+impl fmt::Debug for ApiKeyAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyAuthenticator")
+            .field("header", &self.header)
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+
+    fn check(auth: &ApiKeyAuthenticator, values: &[&[u8]]) -> AuthResult {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(
+                auth.header_name().clone(),
+                http::HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        let req = AuthRequest::new("/a.B/C", &h);
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(auth.authenticate(&req))
+    }
+
+    #[test]
+    fn valid_key_maps_to_its_principal() {
+        let a = ApiKeyAuthenticator::new()
+            .key("k1", "svc-a")
+            .key("k2", "svc-b");
+        let got = check(&a, &[b"k2"]).unwrap().unwrap();
+        assert_eq!(
+            (got.principal.subject(), got.principal.scheme()),
+            ("svc-b", "api-key")
+        );
+    }
+
+    #[test]
+    fn absent_key_is_none() {
+        let a = ApiKeyAuthenticator::new().key("k1", "svc-a");
+        assert!(check(&a, &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn wrong_empty_repeated_and_non_ascii_keys_are_rejected() {
+        let a = ApiKeyAuthenticator::new().key("k1", "svc-a");
+        assert_eq!(
+            check(&a, &[b"k2"]).unwrap_err().to_string(),
+            "invalid API key"
+        );
+        assert_eq!(
+            check(&a, &[b"k1 "]).unwrap().unwrap().principal.subject(),
+            "svc-a"
+        );
+        assert_eq!(check(&a, &[b""]).unwrap_err().to_string(), "empty API key");
+        assert_eq!(
+            check(&a, &[b"k1", b"k1"]).unwrap_err().to_string(),
+            "multiple x-api-key metadata entries"
+        );
+        assert_eq!(
+            check(&a, &[b"k\xff"]).unwrap_err().to_string(),
+            "x-api-key metadata is not valid ASCII"
+        );
+    }
+
+    #[test]
+    fn custom_header_and_debug_hides_keys() {
+        let a = ApiKeyAuthenticator::new()
+            .header("x-token")
+            .key("sekrit", "svc");
+        assert_eq!(a.header_name().as_str(), "x-token");
+        assert!(!format!("{a:?}").contains("sekrit"));
+    }
+}

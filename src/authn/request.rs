@@ -1,0 +1,247 @@
+//! [`AuthRequest`]: what an authenticator sees of a call, and the `authorization` parser.
+
+use http::{Extensions, HeaderMap, HeaderName, header::AUTHORIZATION};
+
+use crate::AuthError;
+
+/// Default bound on one credential-bearing metadata value: 8 KiB.
+pub const DEFAULT_MAX_VALUE_LEN: usize = 8 * 1024;
+
+/// What an authenticator sees of a call: the method path, the metadata and the
+/// request extensions (where connection facts such as a TLS peer certificate live).
+/// Not the body: gRPC bodies stream.
+///
+/// Built by the layer; build one yourself to call an authenticator outside it.
+///
+/// ```
+/// use grpc_auth::authn::AuthRequest;
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("authorization", "bearer abc".parse().unwrap());
+/// let req = AuthRequest::new("/helloworld.Greeter/SayHello", &headers);
+/// let auth = req.authorization().unwrap().unwrap();
+/// assert!(auth.is_scheme("Bearer"));
+/// assert_eq!(auth.credentials(), "abc");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    method: &'a str,
+    headers: &'a HeaderMap,
+    extensions: Option<&'a Extensions>,
+    max_value_len: usize,
+}
+
+impl<'a> AuthRequest<'a> {
+    /// A request for `method` (`/package.Service/Method`) carrying `headers`.
+    pub fn new(method: &'a str, headers: &'a HeaderMap) -> Self {
+        Self {
+            method,
+            headers,
+            extensions: None,
+            max_value_len: DEFAULT_MAX_VALUE_LEN,
+        }
+    }
+
+    /// Adds the request extensions.
+    pub fn with_extensions(mut self, extensions: &'a Extensions) -> Self {
+        self.extensions = Some(extensions);
+        self
+    }
+
+    /// Sets the bound on a credential-bearing value's length.
+    pub fn with_max_value_len(mut self, max: usize) -> Self {
+        self.max_value_len = max;
+        self
+    }
+
+    /// The full method path, `/package.Service/Method`.
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// All request metadata.
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The request extensions, when the caller provided them.
+    pub fn extensions(&self) -> Option<&'a Extensions> {
+        self.extensions
+    }
+
+    /// The single value of metadata `name` as ASCII text, or `None` when absent.
+    ///
+    /// Rejects (`UNAUTHENTICATED`) a repeated entry, a value over the size limit,
+    /// and a value that is not visible ASCII. The message names the key, never the value.
+    pub fn single_value(&self, name: &HeaderName) -> Result<Option<&'a str>, AuthError> {
+        let mut values = self.headers.get_all(name).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(AuthError::unauthenticated(format!(
+                "multiple {name} metadata entries"
+            )));
+        }
+        if value.len() > self.max_value_len {
+            return Err(AuthError::unauthenticated(format!(
+                "{name} metadata exceeds {} bytes",
+                self.max_value_len
+            )));
+        }
+        value
+            .to_str()
+            .map(Some)
+            .map_err(|_| AuthError::unauthenticated(format!("{name} metadata is not valid ASCII")))
+    }
+
+    /// The parsed `authorization` entry, or `None` when there is none.
+    ///
+    /// Rejects a repeated entry, an oversized or non-ASCII value, and a scheme
+    /// without credentials (`"Bearer"` alone).
+    pub fn authorization(&self) -> Result<Option<Authorization<'a>>, AuthError> {
+        let Some(value) = self.single_value(&AUTHORIZATION)? else {
+            return Ok(None);
+        };
+        Authorization::parse(value).map(Some)
+    }
+}
+
+/// An `authorization` value split into `Scheme SP credentials` (RFC 7235).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Authorization<'a> {
+    scheme: &'a str,
+    credentials: &'a str,
+}
+
+impl<'a> Authorization<'a> {
+    /// Parses `Scheme credentials`. The scheme is matched case-insensitively later.
+    pub fn parse(value: &'a str) -> Result<Self, AuthError> {
+        let value = value.trim();
+        let (scheme, credentials) = value.split_once([' ', '\t']).unwrap_or((value, ""));
+        let credentials = credentials.trim();
+        if scheme.is_empty() {
+            return Err(AuthError::unauthenticated("empty authorization metadata"));
+        }
+        if credentials.is_empty() {
+            return Err(AuthError::unauthenticated(
+                "authorization scheme has no credentials",
+            ));
+        }
+        Ok(Self {
+            scheme,
+            credentials,
+        })
+    }
+
+    /// The scheme as sent.
+    pub fn scheme(&self) -> &'a str {
+        self.scheme
+    }
+
+    /// Whether the scheme is `scheme`, ignoring ASCII case.
+    pub fn is_scheme(&self, scheme: &str) -> bool {
+        self.scheme.eq_ignore_ascii_case(scheme)
+    }
+
+    /// The credentials after the scheme, trimmed.
+    pub fn credentials(&self) -> &'a str {
+        self.credentials
+    }
+}
+
+impl std::fmt::Debug for Authorization<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorization")
+            .field("scheme", &self.scheme)
+            .field("credentials", &"[redacted]")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, HeaderValue::from_bytes(v).expect("header"));
+        }
+        h
+    }
+
+    fn parse(values: &[&[u8]]) -> Result<Option<(String, String)>, AuthError> {
+        let h = headers(values);
+        let r = AuthRequest::new("/a.B/C", &h);
+        r.authorization()
+            .map(|o| o.map(|a| (a.scheme().to_owned(), a.credentials().to_owned())))
+    }
+
+    fn err(values: &[&[u8]]) -> String {
+        parse(values).expect_err("should reject").to_string()
+    }
+
+    #[test]
+    fn absent_is_none() {
+        assert_eq!(parse(&[]), Ok(None));
+    }
+
+    #[test]
+    fn scheme_and_credentials_are_split_and_trimmed() {
+        assert_eq!(
+            parse(&[b"Bearer   abc.def "]),
+            Ok(Some(("Bearer".into(), "abc.def".into())))
+        );
+    }
+
+    #[test]
+    fn lower_case_scheme_matches() {
+        let h = headers(&[b"bearer abc"]);
+        let r = AuthRequest::new("/a.B/C", &h);
+        assert!(r.authorization().unwrap().unwrap().is_scheme("Bearer"));
+    }
+
+    #[test]
+    fn scheme_alone_is_rejected() {
+        assert_eq!(err(&[b"Bearer"]), "authorization scheme has no credentials");
+        assert_eq!(
+            err(&[b"Bearer   "]),
+            "authorization scheme has no credentials"
+        );
+    }
+
+    #[test]
+    fn two_entries_are_rejected() {
+        assert_eq!(
+            err(&[b"Bearer a", b"Bearer b"]),
+            "multiple authorization metadata entries"
+        );
+    }
+
+    #[test]
+    fn non_ascii_is_rejected_without_echo() {
+        let e = err(&["Bearer caf\u{e9}".as_bytes()]);
+        assert_eq!(e, "authorization metadata is not valid ASCII");
+        let e = err(&[b"Bearer \xff\xfe"]);
+        assert_eq!(e, "authorization metadata is not valid ASCII");
+    }
+
+    #[test]
+    fn oversized_value_is_rejected() {
+        let big = format!("Bearer {}", "a".repeat(DEFAULT_MAX_VALUE_LEN));
+        assert_eq!(
+            err(&[big.as_bytes()]),
+            "authorization metadata exceeds 8192 bytes"
+        );
+        let h = headers(&[b"Bearer abcdefgh"]);
+        let r = AuthRequest::new("/a.B/C", &h).with_max_value_len(8);
+        assert!(r.authorization().is_err());
+    }
+
+    #[test]
+    fn debug_hides_credentials() {
+        let a = Authorization::parse("Bearer sekrit").unwrap();
+        assert!(!format!("{a:?}").contains("sekrit"));
+    }
+}

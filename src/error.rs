@@ -1,0 +1,86 @@
+//! [`AuthError`]: why a request was refused, and the one place it becomes a gRPC status.
+
+use std::borrow::Cow;
+
+use tonic::{Code, Status};
+
+/// Why authentication or authorization failed.
+///
+/// Every variant maps to exactly one gRPC code in [`AuthError::code`]. Messages are
+/// shown to the caller, so they name what is wrong and never contain a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credential was presented where one is required: `UNAUTHENTICATED`.
+    #[error("missing authorization metadata")]
+    Missing,
+    /// The credential is malformed, invalid, expired or unknown: `UNAUTHENTICATED`.
+    #[error("{0}")]
+    Unauthenticated(Cow<'static, str>),
+    /// Authenticated, but not allowed to call the method: `PERMISSION_DENIED`.
+    #[error("{0}")]
+    PermissionDenied(Cow<'static, str>),
+    /// A dependency of the authenticator (key server, user store) failed: `UNAVAILABLE`.
+    #[error("{0}")]
+    Unavailable(Cow<'static, str>),
+}
+
+impl AuthError {
+    /// An `UNAUTHENTICATED` error with `message`.
+    pub fn unauthenticated(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Unauthenticated(message.into())
+    }
+
+    /// A `PERMISSION_DENIED` error with `message`.
+    pub fn permission_denied(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::PermissionDenied(message.into())
+    }
+
+    /// An `UNAVAILABLE` error with `message`.
+    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Unavailable(message.into())
+    }
+
+    /// The gRPC code this error is answered with.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Missing | Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::Unavailable(_) => Code::Unavailable,
+        }
+    }
+
+    /// The gRPC status this error is answered with.
+    pub fn to_status(&self) -> Status {
+        Status::new(self.code(), self.to_string())
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(e: AuthError) -> Self {
+        e.to_status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_maps_to_its_grpc_code() {
+        assert_eq!(AuthError::Missing.code(), Code::Unauthenticated);
+        assert_eq!(
+            AuthError::unauthenticated("x").code(),
+            Code::Unauthenticated
+        );
+        assert_eq!(
+            AuthError::permission_denied("x").code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(AuthError::unavailable("x").code(), Code::Unavailable);
+        let s = AuthError::permission_denied("missing scope: a").to_status();
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::PermissionDenied, "missing scope: a")
+        );
+    }
+}

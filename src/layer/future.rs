@@ -1,0 +1,100 @@
+//! [`ResponseFuture`]: authenticate, then call the inner service.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, Request, Response};
+use pin_project_lite::pin_project;
+use tonic::Status;
+use tower_service::Service;
+
+type Authorize<B> = Pin<Box<dyn Future<Output = Result<(Request<B>, HeaderMap), Status>> + Send>>;
+
+pin_project! {
+    /// Response future of [`AuthService`](super::AuthService).
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        Authorizing {
+            authorize: Authorize<B>,
+            inner: Option<S>,
+        },
+        Calling {
+            #[pin]
+            future: S::Future,
+            headers: HeaderMap,
+        },
+    }
+}
+
+impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
+    pub(crate) fn call(future: S::Future) -> Self {
+        Self {
+            state: State::Calling {
+                future,
+                headers: HeaderMap::new(),
+            },
+        }
+    }
+
+    pub(crate) fn authorize(authorize: Authorize<B>, inner: S) -> Self {
+        Self {
+            state: State::Authorizing {
+                authorize,
+                inner: Some(inner),
+            },
+        }
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Authorizing { authorize, inner } => {
+                    match ready!(authorize.as_mut().poll(cx)) {
+                        Ok((req, headers)) => {
+                            let Some(mut svc) = inner.take() else {
+                                // Unreachable: the state changes right after the take.
+                                return Poll::Ready(Ok(Status::internal(
+                                    "auth layer polled after completion",
+                                )
+                                .into_http()));
+                            };
+                            let future = svc.call(req);
+                            this.state.set(State::Calling { future, headers });
+                        }
+                        Err(status) => return Poll::Ready(Ok(status.into_http())),
+                    }
+                }
+                StateProj::Calling { future, headers } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if !headers.is_empty() {
+                        response.headers_mut().extend(std::mem::take(headers));
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The server layer: [`AuthLayer`] wraps a service, [`AuthService`] authenticates
+//! each request against the [`Policy`](crate::Policy), and [`ResponseFuture`]
+//! drives authentication then the inner call.
+//!
+//! ```no_run
+//! use grpc_auth::{AuthLayer, Policy, Principal};
+//! use grpc_auth::authn::ApiKeyAuthenticator;
+//!
+//! # async fn run(routes: tonic::service::Routes) -> Result<(), Box<dyn std::error::Error>> {
+//! let layer = AuthLayer::new(ApiKeyAuthenticator::new().key("k-123", "svc-a"))
+//!     .policy(Policy::new().public("/grpc.health.v1.Health/*"));
+//! tonic::transport::Server::builder()
+//!     .layer(layer)
+//!     .add_routes(routes)
+//!     .serve("127.0.0.1:50051".parse()?)
+//!     .await?;
+//! # Ok(()) }
+//! // In a handler: `request.extensions().get::<Principal>()`.
+//! ```
+
+mod future;
+mod service;
+
+use std::fmt;
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+pub use future::ResponseFuture;
+pub use service::AuthService;
+
+use crate::Policy;
+use crate::authn::{Authenticator, DEFAULT_MAX_VALUE_LEN};
+
+/// Wraps services in [`AuthService`]. `Clone` and cheap to clone.
+pub struct AuthLayer<A> {
+    pub(crate) authenticator: Arc<A>,
+    pub(crate) config: Arc<Config>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) policy: Policy,
+    pub(crate) max_value_len: usize,
+}
+
+impl<A: Authenticator> AuthLayer<A> {
+    /// Authenticates with `authenticator`; every method needs an authenticated caller
+    /// until a [`Policy`] says otherwise.
+    pub fn new(authenticator: A) -> Self {
+        Self {
+            authenticator: Arc::new(authenticator),
+            config: Arc::new(Config {
+                policy: Policy::new(),
+                max_value_len: DEFAULT_MAX_VALUE_LEN,
+            }),
+        }
+    }
+
+    /// Sets the per-method policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        Arc::make_mut(&mut self.config).policy = policy;
+        self
+    }
+
+    /// Bounds the size of a credential-bearing metadata value (default 8 KiB).
+    pub fn max_value_len(mut self, max: usize) -> Self {
+        Arc::make_mut(&mut self.config).max_value_len = max;
+        self
+    }
+}
+
+impl<A> Clone for AuthLayer<A> {
+    fn clone(&self) -> Self {
+        Self {
+            authenticator: self.authenticator.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<A> fmt::Debug for AuthLayer<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("authenticator", &std::any::type_name::<A>())
+            .field("policy", &self.config.policy)
+            .field("max_value_len", &self.config.max_value_len)
+            .finish()
+    }
+}
+
+impl<S, A> Layer<S> for AuthLayer<A> {
+    type Service = AuthService<S, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService::new(inner, self.authenticator.clone(), self.config.clone())
+    }
+}

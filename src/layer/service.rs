@@ -1,0 +1,134 @@
+//! [`AuthService`]: authenticates each request before the inner service sees it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response, header::AUTHORIZATION};
+use tonic::Status;
+use tower_service::Service;
+
+use super::Config;
+use super::future::ResponseFuture;
+use crate::authn::{AuthRequest, Authenticator};
+use crate::{AuthError, Rule};
+
+/// The middleware [`AuthLayer`](super::AuthLayer) produces. See the [module docs](super).
+pub struct AuthService<S, A> {
+    inner: S,
+    authenticator: Arc<A>,
+    config: Arc<Config>,
+}
+
+impl<S, A> AuthService<S, A> {
+    pub(crate) fn new(inner: S, authenticator: Arc<A>, config: Arc<Config>) -> Self {
+        Self {
+            inner,
+            authenticator,
+            config,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, A>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    A: Authenticator,
+    ReqBody: Send + 'static,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if self.config.policy.rule_for(req.uri().path()).is_public() {
+            return ResponseFuture::call(self.inner.call(req));
+        }
+        // The service made ready by `poll_ready` is the one that will be called.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let authorize = authorize(self.authenticator.clone(), self.config.clone(), req);
+        ResponseFuture::authorize(Box::pin(authorize), ready)
+    }
+}
+
+/// Authenticates `req` and checks the policy; on success the principal is in the
+/// request's extensions and the headers to add to the response are returned.
+async fn authorize<A: Authenticator, B>(
+    authenticator: Arc<A>,
+    config: Arc<Config>,
+    mut req: Request<B>,
+) -> Result<(Request<B>, HeaderMap), Status> {
+    let rule = config.policy.rule_for(req.uri().path());
+    let outcome = if matches!(rule, Rule::Deny) {
+        Err(AuthError::permission_denied("method is not allowed"))
+    } else {
+        let ctx = AuthRequest::new(req.uri().path(), req.headers())
+            .with_extensions(req.extensions())
+            .with_max_value_len(config.max_value_len);
+        match authenticator.authenticate(&ctx).await {
+            Ok(Some(found)) => rule.check(&found.principal).map(|()| found),
+            Ok(None) if req.headers().contains_key(AUTHORIZATION) => Err(
+                AuthError::unauthenticated("unsupported authorization scheme"),
+            ),
+            Ok(None) => Err(AuthError::Missing),
+            Err(e) => Err(e),
+        }
+    };
+    let method = req.uri().path();
+    match outcome {
+        Ok(found) => {
+            tracing::trace!(
+                method,
+                subject = found.principal.subject(),
+                scheme = found.principal.scheme(),
+                "grpc-auth: accepted"
+            );
+            req.extensions_mut().insert(found.principal);
+            Ok((req, found.response_headers))
+        }
+        Err(e) => {
+            match &e {
+                AuthError::Unavailable(_) => {
+                    tracing::warn!(method, code = ?e.code(), reason = %e, "grpc-auth: rejected")
+                }
+                _ => tracing::debug!(method, code = ?e.code(), reason = %e, "grpc-auth: rejected"),
+            }
+            Err(e.to_status())
+        }
+    }
+}
+
+impl<S: Clone, A> Clone for AuthService<S, A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            authenticator: self.authenticator.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, A> fmt::Debug for AuthService<S, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthService")
+            .field("inner", &self.inner)
+            .field("authenticator", &std::any::type_name::<A>())
+            .field("policy", &self.config.policy)
+            .finish()
+    }
+}
+
+impl<S: tonic::server::NamedService, A> tonic::server::NamedService for AuthService<S, A> {
+    const NAME: &'static str = S::NAME;
+}
