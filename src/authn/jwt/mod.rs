@@ -327,3 +327,6 @@ pub fn install_crypto_provider() {
 compile_error!(
     "grpc-auth needs a JWT crypto backend: enable feature `aws-lc-rs` (default) or `rust-crypto`"
 );
+
+#[cfg(test)]
+mod tests;

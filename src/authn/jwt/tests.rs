@@ -1,0 +1,1 @@
+//! Unit tests for the JWT authenticator (written by a helper).
