@@ -1,0 +1,239 @@
+//! One-command demo: starts the greeter behind grpc-auth on 127.0.0.1:0, calls it as
+//! several clients, prints each outcome, and exits non-zero if any differs from what
+//! it expects.
+//!
+//! ```text
+//! cargo run --example demo
+//! ```
+
+#[path = "support/greeter.rs"]
+mod greeter;
+#[path = "support/tokens.rs"]
+mod tokens;
+
+use base64::Engine as _;
+use grpc_auth_protos::helloworld::HelloRequest;
+use grpc_auth_protos::helloworld::greeter_client::GreeterClient;
+use serde_json::json;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const SECRET: &str = "demo-hs256-secret-0123456789abcdef";
+const ISS: &str = "https://issuer.demo";
+const AUD: &str = "greeter";
+
+struct Case {
+    name: &'static str,
+    method: Method,
+    metadata: Vec<(&'static str, String)>,
+    expect: Code,
+    /// The reply (OK) or status message must contain this.
+    expect_text: &'static str,
+}
+
+enum Method {
+    Hello,
+    Admin,
+    Health,
+}
+
+async fn call(channel: Channel, case: &Case) -> (Code, String) {
+    fn with_md<T>(msg: T, md: &[(&'static str, String)]) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        for (k, v) in md {
+            match v.parse() {
+                Ok(v) => {
+                    req.metadata_mut().append(*k, v);
+                }
+                Err(_) => eprintln!("demo: could not encode metadata {k}"),
+            }
+        }
+        req
+    }
+    let hello = || with_md(HelloRequest { name: "Ada".into() }, &case.metadata);
+    let result = match case.method {
+        Method::Hello => GreeterClient::new(channel)
+            .say_hello(hello())
+            .await
+            .map(|r| r.into_inner().message),
+        Method::Admin => GreeterClient::new(channel)
+            .say_hello_admin(hello())
+            .await
+            .map(|r| r.into_inner().message),
+        Method::Health => HealthClient::new(channel)
+            .check(with_md(
+                HealthCheckRequest {
+                    service: String::new(),
+                },
+                &case.metadata,
+            ))
+            .await
+            .map(|r| format!("health: {:?}", r.into_inner().status())),
+    };
+    match result {
+        Ok(message) => (Code::Ok, message),
+        Err(status) => (status.code(), status.message().to_owned()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let config = greeter::ServerConfig {
+        jwt_hs256_secret: Some(SECRET.into()),
+        jwt_issuer: Some(ISS.into()),
+        jwt_audience: Some(AUD.into()),
+        basic_users: vec![("grace".into(), "hopper".into())],
+        api_keys: vec![("k-123".into(), "billing-service".into())],
+        require_scope: vec![(
+            "/helloworld.Greeter/SayHelloAdmin".into(),
+            "greeter.admin".into(),
+        )],
+        ..Default::default()
+    };
+    let addr = greeter::spawn(config).await;
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+
+    let bearer = |t: String| vec![("authorization", format!("Bearer {t}"))];
+    let valid = tokens::hs256(SECRET, &tokens::claims("ada", ISS, AUD, json!({})));
+    let admin = tokens::hs256(
+        SECRET,
+        &tokens::claims("ada", ISS, AUD, json!({"scope": "greeter.admin"})),
+    );
+    let forged = tokens::hs256(
+        "not-the-secret",
+        &tokens::claims("ada", ISS, AUD, json!({})),
+    );
+    let expired = tokens::hs256(
+        SECRET,
+        &tokens::claims("ada", ISS, AUD, json!({"exp": tokens::now() - 3600})),
+    );
+    let basic = base64::engine::general_purpose::STANDARD.encode("grace:hopper");
+
+    use Method::*;
+    let cases = vec![
+        Case {
+            name: "no credentials",
+            method: Hello,
+            metadata: vec![],
+            expect: Code::Unauthenticated,
+            expect_text: "missing authorization metadata",
+        },
+        Case {
+            name: "malformed header (`Bearer` alone)",
+            method: Hello,
+            metadata: vec![("authorization", "Bearer".into())],
+            expect: Code::Unauthenticated,
+            expect_text: "authorization scheme has no credentials",
+        },
+        Case {
+            name: "unknown scheme",
+            method: Hello,
+            metadata: vec![("authorization", "Digest abc".into())],
+            expect: Code::Unauthenticated,
+            expect_text: "unsupported authorization scheme",
+        },
+        Case {
+            name: "bad signature",
+            method: Hello,
+            metadata: bearer(forged),
+            expect: Code::Unauthenticated,
+            expect_text: "invalid token signature",
+        },
+        Case {
+            name: "expired token",
+            method: Hello,
+            metadata: bearer(expired),
+            expect: Code::Unauthenticated,
+            expect_text: "token expired",
+        },
+        Case {
+            name: "valid JWT",
+            method: Hello,
+            metadata: bearer(valid.clone()),
+            expect: Code::Ok,
+            expect_text: "authenticated as ada via jwt",
+        },
+        Case {
+            name: "Basic",
+            method: Hello,
+            metadata: vec![("authorization", format!("Basic {basic}"))],
+            expect: Code::Ok,
+            expect_text: "authenticated as grace via basic",
+        },
+        Case {
+            name: "API key",
+            method: Hello,
+            metadata: vec![("x-api-key", "k-123".into())],
+            expect: Code::Ok,
+            expect_text: "authenticated as billing-service via api-key",
+        },
+        Case {
+            name: "wrong API key",
+            method: Hello,
+            metadata: vec![("x-api-key", "k-999".into())],
+            expect: Code::Unauthenticated,
+            expect_text: "invalid API key",
+        },
+        Case {
+            name: "JWT lacking a scope",
+            method: Admin,
+            metadata: bearer(valid),
+            expect: Code::PermissionDenied,
+            expect_text: "missing scope: greeter.admin",
+        },
+        Case {
+            name: "JWT with the scope",
+            method: Admin,
+            metadata: bearer(admin),
+            expect: Code::Ok,
+            expect_text: "[admin] Hello Ada, authenticated as ada via jwt",
+        },
+        Case {
+            name: "public health check, no credentials",
+            method: Health,
+            metadata: vec![],
+            expect: Code::Ok,
+            expect_text: "health: Serving",
+        },
+    ];
+
+    println!("greeter with grpc-auth on {addr}\n");
+    println!(
+        "{:<38} {:<18} {:<6} {}",
+        "case", "status", "ok?", "message / reply (principal the handler saw)"
+    );
+    println!("{}", "-".repeat(120));
+    let mut failures = 0;
+    for case in &cases {
+        let (code, text) = call(channel.clone(), case).await;
+        let ok = code == case.expect && text.contains(case.expect_text);
+        failures += usize::from(!ok);
+        println!(
+            "{:<38} {:<18} {:<6} {}",
+            case.name,
+            format!("{code:?}"),
+            if ok { "yes" } else { "NO" },
+            text
+        );
+        if !ok {
+            println!(
+                "{:<38} expected {:?} containing {:?}",
+                "", case.expect, case.expect_text
+            );
+        }
+    }
+    println!(
+        "\n{} cases, {} as expected, {} unexpected",
+        cases.len(),
+        cases.len() - failures,
+        failures
+    );
+    if failures > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}

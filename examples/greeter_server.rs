@@ -1,0 +1,69 @@
+//! The helloworld Greeter behind grpc-auth.
+//!
+//! ```text
+//! cargo run --example greeter_server -- --addr 127.0.0.1:50051 \
+//!     --jwt-hs256-secret s3cret --jwt-issuer https://issuer.example --jwt-audience greeter \
+//!     --basic-user ada:lovelace --api-key k-123=billing \
+//!     --public /helloworld.Greeter/SayHello \
+//!     --require-scope /helloworld.Greeter/SayHelloAdmin=greeter.admin
+//! ```
+//! `/grpc.health.v1.Health/*` is always public. A `--basic-user` password that starts
+//! with `$argon2` is read as a PHC hash.
+
+#[path = "support/greeter.rs"]
+mod greeter;
+
+use greeter::{ServerConfig, pair};
+
+const USAGE: &str = "usage: greeter_server [--addr HOST:PORT] [--jwt-hs256-secret S] [--jwt-public-key PEM_FILE]... \
+[--jwt-issuer ISS] [--jwt-audience AUD] [--basic-user USER:PASSWORD]... [--api-key KEY=PRINCIPAL]... \
+[--public METHOD_PATH]... [--require-scope METHOD_PATH=SCOPE]...";
+
+fn parse(args: impl Iterator<Item = String>) -> Result<(String, ServerConfig), String> {
+    let mut addr = "127.0.0.1:50051".to_owned();
+    let mut c = ServerConfig::default();
+    let mut args = args.peekable();
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--addr" => addr = value()?,
+            "--jwt-hs256-secret" => c.jwt_hs256_secret = Some(value()?),
+            "--jwt-public-key" => {
+                let path = value()?;
+                c.jwt_public_keys
+                    .push(std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?);
+            }
+            "--jwt-issuer" => c.jwt_issuer = Some(value()?),
+            "--jwt-audience" => c.jwt_audience = Some(value()?),
+            "--basic-user" => c.basic_users.push(pair(&value()?, ':')?),
+            "--api-key" => c.api_keys.push(pair(&value()?, '=')?),
+            "--public" => c.public.push(value()?),
+            "--require-scope" => c.require_scope.push(pair(&value()?, '=')?),
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown flag {other}\n{USAGE}")),
+        }
+    }
+    Ok((addr, c))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let (addr, config) = match parse(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
+        Err(msg) => {
+            eprintln!("{msg}");
+            std::process::exit(2);
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("greeter listening on {}", listener.local_addr()?);
+    greeter::serve(listener, &config).await
+}

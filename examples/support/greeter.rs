@@ -1,0 +1,192 @@
+//! The greeter service behind grpc-auth, shared by the examples, the demo, the tests
+//! and the benches (included with `#[path]`).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use grpc_auth::authn::jwt::{JwtAuthenticator, JwtKey, StaticKeys};
+use grpc_auth::authn::{
+    ApiKeyAuthenticator, BasicAuthenticator, BoxAuthenticator, NoAuthenticator,
+};
+use grpc_auth::{AuthLayer, Authenticator, Policy, Principal};
+use grpc_auth_protos::helloworld::greeter_server::{Greeter, GreeterServer};
+use grpc_auth_protos::helloworld::{HelloReply, HelloRequest};
+use jsonwebtoken::Algorithm;
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+/// Greets with the principal the auth layer put in the request extensions.
+#[derive(Debug, Default, Clone)]
+pub struct MyGreeter;
+
+fn greeting(req: &Request<HelloRequest>) -> String {
+    let name = &req.get_ref().name;
+    match req.extensions().get::<Principal>() {
+        Some(p) => format!(
+            "Hello {name}, authenticated as {} via {}",
+            p.subject(),
+            p.scheme()
+        ),
+        None => format!("Hello {name}, unauthenticated"),
+    }
+}
+
+#[tonic::async_trait]
+impl Greeter for MyGreeter {
+    async fn say_hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+        Ok(Response::new(HelloReply {
+            message: greeting(&req),
+        }))
+    }
+
+    async fn say_hello_admin(
+        &self,
+        req: Request<HelloRequest>,
+    ) -> Result<Response<HelloReply>, Status> {
+        Ok(Response::new(HelloReply {
+            message: format!("[admin] {}", greeting(&req)),
+        }))
+    }
+}
+
+/// What the greeter server is configured with (the example's flags).
+#[derive(Debug, Default, Clone)]
+pub struct ServerConfig {
+    pub jwt_hs256_secret: Option<String>,
+    /// PEM public keys (RSA: RS256/PS256, EC: ES256/ES384, Ed25519: EdDSA).
+    pub jwt_public_keys: Vec<Vec<u8>>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    /// `(user, password)`; a password starting with `$argon2` is a PHC hash.
+    pub basic_users: Vec<(String, String)>,
+    /// `(key, principal)`.
+    pub api_keys: Vec<(String, String)>,
+    pub public: Vec<String>,
+    /// `(method path, scope)`.
+    pub require_scope: Vec<(String, String)>,
+}
+
+/// Parses `a=b` / `a:b` pairs from flags.
+pub fn pair(s: &str, sep: char) -> Result<(String, String), String> {
+    s.split_once(sep)
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .ok_or_else(|| format!("expected `a{sep}b`, got {s:?}"))
+}
+
+fn pem_key(pem: &[u8]) -> Result<JwtKey, String> {
+    let attempts = [
+        (Algorithm::RS256, Some(Algorithm::PS256)),
+        (Algorithm::ES256, None),
+        (Algorithm::ES384, None),
+        (Algorithm::EdDSA, None),
+    ];
+    for (alg, also) in attempts {
+        if let Ok(k) = JwtKey::from_pem(alg, pem) {
+            return match also {
+                Some(a) => k.also_allow(a).map_err(|e| e.to_string()),
+                None => Ok(k),
+            };
+        }
+    }
+    Err("unsupported or invalid PEM public key".into())
+}
+
+impl ServerConfig {
+    /// The authenticator: every configured scheme, first match wins.
+    pub fn authenticator(&self) -> Result<BoxAuthenticator, String> {
+        let mut auth = NoAuthenticator.boxed();
+        let mut keys = StaticKeys::new();
+        let mut any_jwt = false;
+        if let Some(secret) = &self.jwt_hs256_secret {
+            keys = keys.with(
+                JwtKey::secret(Algorithm::HS256, secret.as_bytes()).map_err(|e| e.to_string())?,
+            );
+            any_jwt = true;
+        }
+        for pem in &self.jwt_public_keys {
+            keys = keys.with(pem_key(pem)?);
+            any_jwt = true;
+        }
+        if any_jwt {
+            let mut jwt = JwtAuthenticator::new(keys);
+            if let Some(iss) = &self.jwt_issuer {
+                jwt = jwt.issuer(iss);
+            }
+            if let Some(aud) = &self.jwt_audience {
+                jwt = jwt.audience(aud);
+            }
+            auth = auth.or(jwt).boxed();
+        }
+        if !self.basic_users.is_empty() {
+            let mut basic = BasicAuthenticator::new();
+            for (user, password) in &self.basic_users {
+                basic = if password.starts_with("$argon2") {
+                    basic
+                        .hashed_user(user, password)
+                        .map_err(|e| e.to_string())?
+                } else {
+                    basic.user(user, password.as_str())
+                };
+            }
+            auth = auth.or(basic).boxed();
+        }
+        if !self.api_keys.is_empty() {
+            let mut keys = ApiKeyAuthenticator::new();
+            for (key, who) in &self.api_keys {
+                keys = keys.key(key, who);
+            }
+            auth = auth.or(keys).boxed();
+        }
+        Ok(auth)
+    }
+
+    /// The policy: health checks and `--public` methods are public, `--require-scope`
+    /// adds scopes, everything else needs an authenticated caller.
+    pub fn policy(&self) -> Policy {
+        let mut policy = Policy::new().public("/grpc.health.v1.Health/*");
+        for p in &self.public {
+            policy = policy.public(p);
+        }
+        for (path, scope) in &self.require_scope {
+            policy = policy.require_scope(path, scope);
+        }
+        policy
+    }
+
+    pub fn layer(&self) -> Result<AuthLayer<BoxAuthenticator>, String> {
+        Ok(AuthLayer::new(self.authenticator()?).policy(self.policy()))
+    }
+}
+
+/// Serves the greeter (and a health service) behind the auth layer on `listener`.
+pub async fn serve(
+    listener: TcpListener,
+    config: &ServerConfig,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let layer = config.layer()?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<GreeterServer<MyGreeter>>().await;
+    tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(30))
+        .layer(layer)
+        .add_service(health_service)
+        .add_service(GreeterServer::new(MyGreeter))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+        .await?;
+    Ok(())
+}
+
+/// Starts the server on 127.0.0.1:0 in the background and returns its address.
+pub async fn spawn(config: ServerConfig) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        if let Err(e) = serve(listener, &config).await {
+            eprintln!("greeter server failed: {e}");
+        }
+    });
+    addr
+}
