@@ -47,20 +47,38 @@ fn request(header: Option<(&'static str, &str)>) -> Request<Body> {
     b.body(Body::empty()).expect("request")
 }
 
-fn bench_case<S>(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, svc: S, header: Option<(&'static str, String)>)
-where
+fn bench_case<S>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    svc: S,
+    header: Option<(&'static str, String)>,
+) where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone,
 {
     // Fail loudly if the case does not authenticate: a rejection would be cheaper.
     let res = rt
-        .block_on(svc.clone().oneshot(request(header.as_ref().map(|(k, v)| (*k, v.as_str())))))
+        .block_on(
+            svc.clone()
+                .oneshot(request(header.as_ref().map(|(k, v)| (*k, v.as_str())))),
+        )
         .expect("call");
-    assert!(res.headers().get("grpc-status").is_none(), "{name}: rejected");
+    assert!(
+        res.headers().get("grpc-status").is_none(),
+        "{name}: rejected"
+    );
     c.bench_function(name, |b| {
         b.to_async(rt).iter(|| {
             let mut svc = svc.clone();
             let req = request(header.as_ref().map(|(k, v)| (*k, v.as_str())));
-            async move { svc.ready().await.expect("ready").call(req).await.expect("call") }
+            async move {
+                svc.ready()
+                    .await
+                    .expect("ready")
+                    .call(req)
+                    .await
+                    .expect("call")
+            }
         })
     });
 }
@@ -70,32 +88,84 @@ fn layered<A: Authenticator>(a: A) -> grpc_auth::layer::AuthService<Ok200, A> {
 }
 
 fn benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
-    let claims = tokens::claims("ada", "https://issuer.bench", "greeter", json!({"scope": "greeter.read"}));
-    let jwt = |key: JwtKey| JwtAuthenticator::new(StaticKeys::from(key)).issuer("https://issuer.bench").audience("greeter");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let claims = tokens::claims(
+        "ada",
+        "https://issuer.bench",
+        "greeter",
+        json!({"scope": "greeter.read"}),
+    );
+    let jwt = |key: JwtKey| {
+        JwtAuthenticator::new(StaticKeys::from(key))
+            .issuer("https://issuer.bench")
+            .audience("greeter")
+    };
     let bearer = |t: String| Some(("authorization", format!("Bearer {t}")));
 
     bench_case(c, &rt, "no_auth", Ok200, None);
-    bench_case(c, &rt, "api_key", layered(ApiKeyAuthenticator::new().key("k-0123456789abcdef", "svc")), Some(("x-api-key", "k-0123456789abcdef".into())));
+    bench_case(
+        c,
+        &rt,
+        "api_key",
+        layered(ApiKeyAuthenticator::new().key("k-0123456789abcdef", "svc")),
+        Some(("x-api-key", "k-0123456789abcdef".into())),
+    );
 
     let secret = "bench-secret-0123456789abcdef01234567";
     let hs = jwt(JwtKey::secret(Algorithm::HS256, secret.as_bytes()).expect("key"));
-    bench_case(c, &rt, "jwt_hs256", layered(hs), bearer(tokens::hs256(secret, &claims)));
+    bench_case(
+        c,
+        &rt,
+        "jwt_hs256",
+        layered(hs),
+        bearer(tokens::hs256(secret, &claims)),
+    );
 
-    let rs = jwt(JwtKey::from_pem(Algorithm::RS256, include_bytes!("../tests/keys/rsa_public.pem")).expect("key"));
-    let rs_token = tokens::sign_pem(Algorithm::RS256, include_bytes!("../tests/keys/rsa_private.pem"), &claims);
+    let rs = jwt(JwtKey::from_pem(
+        Algorithm::RS256,
+        include_bytes!("../tests/keys/rsa_public.pem"),
+    )
+    .expect("key"));
+    let rs_token = tokens::sign_pem(
+        Algorithm::RS256,
+        include_bytes!("../tests/keys/rsa_private.pem"),
+        &claims,
+    );
     bench_case(c, &rt, "jwt_rs256", layered(rs), bearer(rs_token));
 
-    let es = jwt(JwtKey::from_pem(Algorithm::ES256, include_bytes!("../tests/keys/ec256_public.pem")).expect("key"));
-    let es_token = tokens::sign_pem(Algorithm::ES256, include_bytes!("../tests/keys/ec256_private.pem"), &claims);
+    let es = jwt(JwtKey::from_pem(
+        Algorithm::ES256,
+        include_bytes!("../tests/keys/ec256_public.pem"),
+    )
+    .expect("key"));
+    let es_token = tokens::sign_pem(
+        Algorithm::ES256,
+        include_bytes!("../tests/keys/ec256_private.pem"),
+        &claims,
+    );
     bench_case(c, &rt, "jwt_es256", layered(es), bearer(es_token));
 
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt = SaltString::encode_b64(b"bench-salt-16byt").expect("salt");
-    let phc = argon2::Argon2::default().hash_password(b"builder", &salt).expect("hash").to_string();
-    let basic = BasicAuthenticator::new().hashed_user("bob", &phc).expect("phc");
+    let phc = argon2::Argon2::default()
+        .hash_password(b"builder", &salt)
+        .expect("hash")
+        .to_string();
+    let basic = BasicAuthenticator::new()
+        .hashed_user("bob", &phc)
+        .expect("phc");
     let creds = base64::engine::general_purpose::STANDARD.encode("bob:builder");
-    bench_case(c, &rt, "basic_argon2_cached", layered(basic), Some(("authorization", format!("Basic {creds}"))));
+    bench_case(
+        c,
+        &rt,
+        "basic_argon2_cached",
+        layered(basic),
+        Some(("authorization", format!("Basic {creds}"))),
+    );
     bench_case(c, &rt, "no_auth_again", Ok200, None);
 }
 

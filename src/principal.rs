@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -28,7 +28,9 @@ struct Inner {
     scheme: Cow<'static, str>,
     scopes: Vec<String>,
     roles: Vec<String>,
-    claims: Map<String, Value>,
+    /// The claims, parsed from `raw_claims` on first use.
+    claims: OnceLock<Map<String, Value>>,
+    raw_claims: Option<Box<str>>,
 }
 
 impl Principal {
@@ -40,7 +42,8 @@ impl Principal {
             scheme: scheme.into(),
             scopes: Vec::new(),
             roles: Vec::new(),
-            claims: Map::new(),
+            claims: OnceLock::new(),
+            raw_claims: None,
         }))
     }
 
@@ -70,7 +73,17 @@ impl Principal {
 
     /// Sets the claims or attributes the scheme carried (a JWT's payload).
     pub fn with_claims(mut self, claims: Map<String, Value>) -> Self {
-        Arc::make_mut(&mut self.0).claims = claims;
+        let inner = Arc::make_mut(&mut self.0);
+        inner.claims = OnceLock::from(claims);
+        inner.raw_claims = None;
+        self
+    }
+
+    /// Sets the claims as a JSON object's text, parsed only when first read.
+    pub(crate) fn with_raw_claims(mut self, json: String) -> Self {
+        let inner = Arc::make_mut(&mut self.0);
+        inner.claims = OnceLock::new();
+        inner.raw_claims = Some(json.into_boxed_str());
         self
     }
 
@@ -111,13 +124,25 @@ impl Principal {
     }
 
     /// The claims as a JSON map (empty for schemes without claims).
+    ///
+    /// A JWT's payload is parsed into this map on first use, so a handler that
+    /// never reads the claims does not pay for them.
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.0.claims
+        self.0.claims.get_or_init(|| {
+            self.0
+                .raw_claims
+                .as_deref()
+                .and_then(|raw| serde_json::from_str(raw).ok())
+                .unwrap_or_default()
+        })
     }
 
     /// The claims deserialized into the caller's own type.
     pub fn claims_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&Value::Object(self.0.claims.clone()))
+        match (self.0.claims.get(), self.0.raw_claims.as_deref()) {
+            (None, Some(raw)) => serde_json::from_str(raw),
+            _ => T::deserialize(&Value::Object(self.claims().clone())),
+        }
     }
 }
 
@@ -128,7 +153,7 @@ impl fmt::Debug for Principal {
             .field("scheme", &self.0.scheme)
             .field("scopes", &self.0.scopes)
             .field("roles", &self.0.roles)
-            .field("claims", &self.0.claims.len())
+            .field("claims", &self.claims().len())
             .finish()
     }
 }

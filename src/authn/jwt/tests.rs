@@ -13,6 +13,7 @@ use tonic::Code;
 use super::*;
 use crate::authn::{AuthRequest, Authenticator};
 use crate::clock::ManualClock;
+use jsonwebtoken::Algorithm;
 
 /// The manual clock's time in every test: 2023-11-14, well in the past, so a token
 /// accepted here was checked against the configured clock, not the system's.
@@ -94,7 +95,10 @@ fn hmac_auth() -> JwtAuthenticator {
 }
 
 async fn accept<K: KeySource>(auth: &JwtAuthenticator<K>, token: &str) -> Principal {
-    let (principal, _exp) = auth.verify(token).await.expect("token should verify");
+    let Verified {
+        principal: principal,
+        expires_at: _exp,
+    } = auth.verify(token).await.expect("token should verify");
     principal
 }
 
@@ -195,7 +199,10 @@ async fn every_supported_algorithm_verifies_with_a_key_configured_for_it() {
         assert!(key.allows(alg), "{alg:?}");
         let auth = with_clock(StaticKeys::from(key));
         let token = sign_with(alg, None, &claims(), &signing);
-        let (principal, exp) = auth
+        let Verified {
+            principal: principal,
+            expires_at: exp,
+        } = auth
             .verify(&token)
             .await
             .unwrap_or_else(|e| panic!("{alg:?} rejected: {e}"));
@@ -595,7 +602,10 @@ async fn signature_that_is_not_base64url_is_malformed() {
 
 #[tokio::test]
 async fn verify_returns_the_exp_claim() {
-    let (_, exp) = hmac_auth().verify(&hs256(&claims())).await.unwrap();
+    let Verified {
+        principal: _,
+        expires_at: exp,
+    } = hmac_auth().verify(&hs256(&claims())).await.unwrap();
     assert_eq!(exp, Some(NOW + 3600));
 }
 
@@ -612,7 +622,10 @@ async fn expired_within_the_default_leeway_is_accepted() {
     assert_eq!(DEFAULT_LEEWAY, Duration::from_secs(60));
     for exp in [NOW - 60, NOW - 30, NOW] {
         let token = hs256(&json!({ "sub": "ada", "exp": exp }));
-        let (principal, got) = hmac_auth().verify(&token).await.unwrap();
+        let Verified {
+            principal: principal,
+            expires_at: got,
+        } = hmac_auth().verify(&token).await.unwrap();
         assert_eq!((principal.subject(), got), ("ada", Some(exp)));
     }
 }
@@ -683,17 +696,19 @@ async fn custom_leeway_bounds_not_before() {
 #[tokio::test]
 async fn fractional_exp_is_accepted() {
     let token = hs256(&json!({ "sub": "ada", "exp": (NOW + 100) as f64 + 0.25 }));
-    let (_, exp) = hmac_auth().verify(&token).await.unwrap();
+    let Verified {
+        principal: _,
+        expires_at: exp,
+    } = hmac_auth().verify(&token).await.unwrap();
     assert_eq!(exp, Some(NOW + 100));
 }
 
 #[tokio::test]
 async fn exp_as_a_string_is_rejected() {
-    // With exp required (the default), jsonwebtoken treats an unparsable exp as absent.
     let token = hs256(&json!({ "sub": "ada", "exp": (NOW + 3600).to_string() }));
     assert_eq!(
         reject(&hmac_auth(), &token).await,
-        "token lacks required claim: exp"
+        "token has an invalid exp claim"
     );
     // With exp optional, the authenticator's own check names the claim.
     let auth = hmac_auth().required_claims(["sub"]);
@@ -708,7 +723,7 @@ async fn negative_exp_is_rejected() {
     let token = hs256(&json!({ "sub": "ada", "exp": -5 }));
     assert_eq!(
         reject(&hmac_auth(), &token).await,
-        "token lacks required claim: exp"
+        "token has an invalid exp claim"
     );
     let auth = hmac_auth().required_claims(["sub"]);
     assert_eq!(
@@ -749,11 +764,11 @@ async fn missing_sub_is_rejected() {
 }
 
 #[tokio::test]
-async fn non_string_sub_counts_as_missing() {
+async fn non_string_sub_is_invalid() {
     let token = hs256(&json!({ "sub": 42, "exp": NOW + 3600 }));
     assert_eq!(
         reject(&hmac_auth(), &token).await,
-        "token lacks required claim: sub"
+        "token has an invalid sub claim"
     );
 }
 
@@ -761,7 +776,10 @@ async fn non_string_sub_counts_as_missing() {
 async fn required_claims_exp_only_makes_sub_optional() {
     let auth = hmac_auth().required_claims(["exp"]);
     let token = hs256(&json!({ "exp": NOW + 3600 }));
-    let (principal, exp) = auth.verify(&token).await.unwrap();
+    let Verified {
+        principal: principal,
+        expires_at: exp,
+    } = auth.verify(&token).await.unwrap();
     assert_eq!(principal.subject(), "");
     assert_eq!(principal.scheme(), "jwt");
     assert_eq!(exp, Some(NOW + 3600));
@@ -776,7 +794,10 @@ async fn required_claims_exp_only_makes_sub_optional() {
 #[tokio::test]
 async fn no_required_claims_accepts_an_empty_payload() {
     let auth = hmac_auth().required_claims(Vec::<String>::new());
-    let (principal, exp) = auth.verify(&hs256(&json!({}))).await.unwrap();
+    let Verified {
+        principal: principal,
+        expires_at: exp,
+    } = auth.verify(&hs256(&json!({}))).await.unwrap();
     assert_eq!((principal.subject(), exp), ("", None));
     assert!(principal.claims().is_empty());
 }
@@ -849,7 +870,6 @@ async fn issuer_is_not_checked_when_none_is_configured() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a token without `iss` is accepted although an issuer is configured"]
 async fn missing_issuer_is_rejected_when_an_issuer_is_configured() {
     let auth = hmac_auth().issuer(ISSUER);
     let token = hs256(&claims());
@@ -860,7 +880,6 @@ async fn missing_issuer_is_rejected_when_an_issuer_is_configured() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a token whose `iss` is not a string is accepted although an issuer is configured"]
 async fn non_string_issuer_is_rejected_when_an_issuer_is_configured() {
     let auth = hmac_auth().issuer(ISSUER);
     let token = hs256(&json!({ "sub": "ada", "exp": NOW + 3600, "iss": 42 }));
@@ -907,7 +926,6 @@ async fn audience_is_not_checked_when_none_is_configured() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a token without `aud` is accepted although an audience is configured"]
 async fn missing_audience_is_rejected_when_an_audience_is_configured() {
     let auth = hmac_auth().audience(AUDIENCE);
     let token = hs256(&claims());
@@ -918,7 +936,6 @@ async fn missing_audience_is_rejected_when_an_audience_is_configured() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a token whose `aud` is neither a string nor an array is accepted although an audience is configured"]
 async fn non_string_audience_is_rejected_when_an_audience_is_configured() {
     let auth = hmac_auth().audience(AUDIENCE);
     let token = hs256(&json!({ "sub": "ada", "exp": NOW + 3600, "aud": 42 }));
@@ -1014,7 +1031,6 @@ async fn without_kid_keys_of_other_algorithms_are_skipped() {
 }
 
 #[tokio::test]
-#[ignore = "bug: with several kid-less candidates, a later key's signature failure hides the real error of the key that verified the signature"]
 async fn claim_error_of_the_matching_key_is_reported_over_later_signature_failures() {
     // SECRET's key comes first and verifies the signature; the token fails on its
     // issuer, then SECRET2's key fails on the signature and overwrites that error.
@@ -1164,9 +1180,12 @@ async fn no_scope_claims_means_no_scopes() {
     let principal = accept(&hmac_auth(), &hs256(&claims())).await;
     assert!(principal.scopes().is_empty());
     assert!(principal.roles().is_empty());
-    // A non-string `scope` is not a scope list.
-    let token = hs256(&json!({ "sub": "ada", "exp": NOW + 3600, "scope": ["a", "b"] }));
+    // A non-string, non-array `scope` is not a scope list.
+    let token = hs256(&json!({ "sub": "ada", "exp": NOW + 3600, "scope": 7 }));
     assert!(accept(&hmac_auth(), &token).await.scopes().is_empty());
+    // An array `scope` (some providers send one) is read leniently.
+    let token = hs256(&json!({ "sub": "ada", "exp": NOW + 3600, "scope": ["a", "b"] }));
+    assert_eq!(accept(&hmac_auth(), &token).await.scopes(), &["a", "b"]);
 }
 
 #[tokio::test]
