@@ -83,6 +83,28 @@ fn bench_case<S>(
     });
 }
 
+struct Fixed(grpc_auth::Principal);
+impl Authenticator for Fixed {
+    async fn authenticate(
+        &self,
+        _: &grpc_auth::authn::AuthRequest<'_>,
+    ) -> grpc_auth::authn::AuthResult {
+        Ok(Some(self.0.clone().into()))
+    }
+}
+
+/// Polls a future that completes without waiting (the synchronous schemes).
+fn futures_poll_once<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f
+        .as_mut()
+        .poll(&mut Context::from_waker(std::task::Waker::noop()))
+    {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("authenticator did not complete synchronously"),
+    }
+}
+
 fn layered<A: Authenticator>(a: A) -> grpc_auth::layer::AuthService<Ok200, A> {
     AuthLayer::new(a).layer(Ok200)
 }
@@ -166,6 +188,27 @@ fn benches(c: &mut Criterion) {
         layered(basic),
         Some(("authorization", format!("Basic {creds}"))),
     );
+    // The layer's own floor: an authenticator that accepts without looking.
+    bench_case(
+        c,
+        &rt,
+        "layer_floor_fixed_principal",
+        layered(Fixed(grpc_auth::Principal::new("svc", "fixed"))),
+        None,
+    );
+    // The API key scheme without the layer.
+    let keys = ApiKeyAuthenticator::new().key("k-0123456789abcdef", "svc");
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-api-key",
+        http::HeaderValue::from_static("k-0123456789abcdef"),
+    );
+    c.bench_function("api_key_authenticator_only", |b| {
+        b.iter(|| {
+            let req = grpc_auth::authn::AuthRequest::new("/helloworld.Greeter/SayHello", &headers);
+            futures_poll_once(keys.authenticate(&req))
+        })
+    });
     bench_case(c, &rt, "no_auth_again", Ok200, None);
 }
 

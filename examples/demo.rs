@@ -203,8 +203,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     println!("greeter with grpc-auth on {addr}\n");
     println!(
-        "{:<38} {:<18} {:<6} {}",
-        "case", "status", "ok?", "message / reply (principal the handler saw)"
+        "{:<38} {:<18} {:<6} message / reply (principal the handler saw)",
+        "case", "status", "ok?"
     );
     println!("{}", "-".repeat(120));
     let mut failures = 0;

@@ -15,6 +15,7 @@
 //! specific rule wins, and a method nothing matches needs an authenticated caller.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::{AuthError, Principal};
 
@@ -82,9 +83,9 @@ impl Rule {
 /// Per-method access rules. See the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Policy {
-    methods: HashMap<String, Rule>,
-    services: HashMap<String, Rule>,
-    default: Rule,
+    methods: HashMap<String, Arc<Rule>>,
+    services: HashMap<String, Arc<Rule>>,
+    default: Arc<Rule>,
 }
 
 impl Default for Policy {
@@ -124,13 +125,13 @@ impl Policy {
         Self {
             methods: HashMap::new(),
             services: HashMap::new(),
-            default: Rule::Authenticated,
+            default: Arc::new(Rule::Authenticated),
         }
     }
 
     /// Sets the rule for methods no pattern matches (default: [`Rule::Authenticated`]).
     pub fn default_rule(mut self, rule: Rule) -> Self {
-        self.default = rule;
+        self.default = Arc::new(rule);
         self
     }
 
@@ -141,10 +142,11 @@ impl Policy {
     }
 
     fn entry(&mut self, path: &str) -> &mut Rule {
-        match pattern(path) {
-            Pattern::Method(m) => self.methods.entry(m).or_insert(Rule::Authenticated),
-            Pattern::Service(s) => self.services.entry(s).or_insert(Rule::Authenticated),
-        }
+        let map = match pattern(path) {
+            Pattern::Method(m) => self.methods.entry(m),
+            Pattern::Service(s) => self.services.entry(s),
+        };
+        Arc::make_mut(map.or_insert_with(|| Arc::new(Rule::Authenticated)))
     }
 
     /// Makes a method or service public.
@@ -176,13 +178,22 @@ impl Policy {
 
     /// The rule for a method path: exact method, else its service, else the default.
     pub fn rule_for(&self, method: &str) -> &Rule {
-        if let Some(rule) = self.methods.get(method) {
+        self.shared_rule_for(method)
+    }
+
+    /// [`Policy::rule_for`], shareable with the request's future.
+    pub(crate) fn shared_rule_for(&self, method: &str) -> &Arc<Rule> {
+        if !self.methods.is_empty()
+            && let Some(rule) = self.methods.get(method)
+        {
             return rule;
         }
-        if let Some((service, _)) = method.rsplit_once('/') {
-            if let Some(rule) = self.services.get(service) {
-                return rule;
-            }
+        if !self.services.is_empty()
+            && let Some(rule) = method
+                .rsplit_once('/')
+                .and_then(|(s, _)| self.services.get(s))
+        {
+            return rule;
         }
         &self.default
     }

@@ -1,20 +1,20 @@
 //! [`ApiKeyAuthenticator`]: a metadata key (default `x-api-key`) mapped to principals.
 
 use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::hash::BuildHasher;
 
 use http::HeaderName;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::{AuthRequest, AuthResult};
-use crate::{AuthError, Principal, authn::Authenticator};
+use crate::{AuthError, Principal, Secret, authn::Authenticator};
 
 /// Authenticates an API key sent in a metadata entry.
 ///
-/// Keys are stored as SHA-256 digests only; the presented key is hashed, looked up,
-/// and the digests compared in constant time, so neither the map nor the timing
-/// reveals a key.
+/// Keys are bucketed by a SipHash under a random per-instance key, and the presented
+/// key is compared with the bucket's keys in constant time ([`Secret::ct_eq`]), so
+/// the lookup's timing tells an attacker nothing about how close a guess was.
 ///
 /// ```
 /// use grpc_auth::authn::ApiKeyAuthenticator;
@@ -26,7 +26,8 @@ use crate::{AuthError, Principal, authn::Authenticator};
 #[derive(Clone)]
 pub struct ApiKeyAuthenticator {
     header: HeaderName,
-    keys: HashMap<[u8; 32], Principal>,
+    hasher: RandomState,
+    keys: HashMap<u64, Vec<(Secret, Principal)>>,
 }
 
 impl ApiKeyAuthenticator {
@@ -34,6 +35,7 @@ impl ApiKeyAuthenticator {
     pub fn new() -> Self {
         Self {
             header: HeaderName::from_static("x-api-key"),
+            hasher: RandomState::new(),
             keys: HashMap::new(),
         }
     }
@@ -55,7 +57,10 @@ impl ApiKeyAuthenticator {
 
     /// Accepts `key`, authenticating its caller as `principal` (with its scopes, roles).
     pub fn key_for(mut self, key: impl AsRef<[u8]>, principal: Principal) -> Self {
-        self.keys.insert(digest(key.as_ref()), principal);
+        let key = key.as_ref();
+        let bucket = self.keys.entry(self.hasher.hash_one(key)).or_default();
+        bucket.retain(|(k, _)| !k.ct_eq(key));
+        bucket.push((Secret::new(key), principal));
         self
     }
 
@@ -71,10 +76,6 @@ impl Default for ApiKeyAuthenticator {
     }
 }
 
-fn digest(key: &[u8]) -> [u8; 32] {
-    Sha256::digest(key).into()
-}
-
 impl Authenticator for ApiKeyAuthenticator {
     async fn authenticate(&self, req: &AuthRequest<'_>) -> AuthResult {
         let Some(value) = req.single_value(&self.header)? else {
@@ -84,13 +85,12 @@ impl Authenticator for ApiKeyAuthenticator {
         if value.is_empty() {
             return Err(AuthError::unauthenticated("empty API key"));
         }
-        let presented = digest(value.as_bytes());
-        match self.keys.get_key_value(&presented) {
-            Some((stored, principal)) if bool::from(stored.ct_eq(&presented)) => {
-                Ok(Some(principal.clone().into()))
-            }
-            _ => Err(AuthError::unauthenticated("invalid API key")),
-        }
+        let presented = value.as_bytes();
+        self.keys
+            .get(&self.hasher.hash_one(presented))
+            .and_then(|bucket| bucket.iter().find(|(k, _)| k.ct_eq(presented)))
+            .map(|(_, principal)| Some(principal.clone().into()))
+            .ok_or_else(|| AuthError::unauthenticated("invalid API key"))
     }
 }
 
@@ -98,7 +98,7 @@ impl fmt::Debug for ApiKeyAuthenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKeyAuthenticator")
             .field("header", &self.header)
-            .field("keys", &self.keys.len())
+            .field("keys", &self.keys.values().map(Vec::len).sum::<usize>())
             .finish()
     }
 }

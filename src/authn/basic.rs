@@ -41,11 +41,14 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 #[derive(Clone)]
 pub struct BasicAuthenticator {
     users: Arc<HashMap<String, User>>,
-    cache: Option<Arc<quick_cache::sync::Cache<[u8; 32], (SystemTime, Principal)>>>,
+    cache: Option<Arc<VerifiedCache>>,
     cache_key: Arc<Secret>,
     ttl: Duration,
     clock: Arc<dyn Clock>,
 }
+
+/// Verified credentials by keyed hash: when the entry expires, and who it proves.
+type VerifiedCache = quick_cache::sync::Cache<[u8; 32], (SystemTime, Principal)>;
 
 #[derive(Clone)]
 struct User {
@@ -215,19 +218,17 @@ impl Authenticator for BasicAuthenticator {
                     .as_ref()
                     .map(|_| self.cache_key(&name, &password));
                 let now = self.clock.now();
-                if let (Some(cache), Some(key)) = (&self.cache, key) {
-                    if let Some((expires, principal)) = cache.get(&key) {
-                        if now < expires {
-                            return Ok(Some(principal.into()));
-                        }
-                        cache.remove(&key);
+                if let (Some(cache), Some(key)) = (&self.cache, key)
+                    && let Some((expires, principal)) = cache.get(&key)
+                {
+                    if now < expires {
+                        return Ok(Some(principal.into()));
                     }
+                    cache.remove(&key);
                 }
                 let ok = verify_hash(phc.clone(), password).await?;
-                if ok {
-                    if let (Some(cache), Some(key)) = (&self.cache, key) {
-                        cache.insert(key, (now + self.ttl, user.principal.clone()));
-                    }
+                if ok && let (Some(cache), Some(key)) = (&self.cache, key) {
+                    cache.insert(key, (now + self.ttl, user.principal.clone()));
                 }
                 ok
             }

@@ -51,13 +51,20 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if self.config.policy.rule_for(req.uri().path()).is_public() {
+        let rule = self.config.policy.shared_rule_for(req.uri().path());
+        if rule.is_public() {
             return ResponseFuture::call(self.inner.call(req));
         }
+        let rule = rule.clone();
         // The service made ready by `poll_ready` is the one that will be called.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        let authorize = authorize(self.authenticator.clone(), self.config.clone(), req);
+        let authorize = authorize(
+            self.authenticator.clone(),
+            self.config.max_value_len,
+            rule,
+            req,
+        );
         ResponseFuture::authorize(Box::pin(authorize), ready)
     }
 }
@@ -66,16 +73,16 @@ where
 /// request's extensions and the headers to add to the response are returned.
 async fn authorize<A: Authenticator, B>(
     authenticator: Arc<A>,
-    config: Arc<Config>,
+    max_value_len: usize,
+    rule: Arc<Rule>,
     mut req: Request<B>,
 ) -> Result<(Request<B>, HeaderMap), Status> {
-    let rule = config.policy.rule_for(req.uri().path());
-    let outcome = if matches!(rule, Rule::Deny) {
+    let outcome = if matches!(*rule, Rule::Deny) {
         Err(AuthError::permission_denied("method is not allowed"))
     } else {
         let ctx = AuthRequest::new(req.uri().path(), req.headers())
             .with_extensions(req.extensions())
-            .with_max_value_len(config.max_value_len);
+            .with_max_value_len(max_value_len);
         match authenticator.authenticate(&ctx).await {
             Ok(Some(found)) => rule.check(&found.principal).map(|()| found),
             Ok(None) if req.headers().contains_key(AUTHORIZATION) => Err(

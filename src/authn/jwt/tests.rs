@@ -96,7 +96,7 @@ fn hmac_auth() -> JwtAuthenticator {
 
 async fn accept<K: KeySource>(auth: &JwtAuthenticator<K>, token: &str) -> Principal {
     let Verified {
-        principal: principal,
+        principal,
         expires_at: _exp,
     } = auth.verify(token).await.expect("token should verify");
     principal
@@ -200,7 +200,7 @@ async fn every_supported_algorithm_verifies_with_a_key_configured_for_it() {
         let auth = with_clock(StaticKeys::from(key));
         let token = sign_with(alg, None, &claims(), &signing);
         let Verified {
-            principal: principal,
+            principal,
             expires_at: exp,
         } = auth
             .verify(&token)
@@ -623,7 +623,7 @@ async fn expired_within_the_default_leeway_is_accepted() {
     for exp in [NOW - 60, NOW - 30, NOW] {
         let token = hs256(&json!({ "sub": "ada", "exp": exp }));
         let Verified {
-            principal: principal,
+            principal,
             expires_at: got,
         } = hmac_auth().verify(&token).await.unwrap();
         assert_eq!((principal.subject(), got), ("ada", Some(exp)));
@@ -777,7 +777,7 @@ async fn required_claims_exp_only_makes_sub_optional() {
     let auth = hmac_auth().required_claims(["exp"]);
     let token = hs256(&json!({ "exp": NOW + 3600 }));
     let Verified {
-        principal: principal,
+        principal,
         expires_at: exp,
     } = auth.verify(&token).await.unwrap();
     assert_eq!(principal.subject(), "");
@@ -795,7 +795,7 @@ async fn required_claims_exp_only_makes_sub_optional() {
 async fn no_required_claims_accepts_an_empty_payload() {
     let auth = hmac_auth().required_claims(Vec::<String>::new());
     let Verified {
-        principal: principal,
+        principal,
         expires_at: exp,
     } = auth.verify(&hs256(&json!({}))).await.unwrap();
     assert_eq!((principal.subject(), exp), ("", None));
