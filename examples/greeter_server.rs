@@ -17,11 +17,13 @@ use greeter::{ServerConfig, pair};
 
 const USAGE: &str = "usage: greeter_server [--addr HOST:PORT] [--jwt-hs256-secret S] [--jwt-public-key PEM_FILE]... \
 [--jwt-issuer ISS] [--jwt-audience AUD] [--basic-user USER:PASSWORD]... [--api-key KEY=PRINCIPAL]... \
-[--public METHOD_PATH]... [--require-scope METHOD_PATH=SCOPE]...";
+[--public METHOD_PATH]... [--require-scope METHOD_PATH=SCOPE]... [--tls-cert PEM --tls-key PEM]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<(String, ServerConfig), String> {
     let mut addr = "127.0.0.1:50051".to_owned();
     let mut c = ServerConfig::default();
+    let (mut tls_cert, mut tls_key) = (None, None);
+    let read = |path: &str| std::fs::read(path).map_err(|e| format!("{path}: {e}"));
     let mut args = args.peekable();
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -42,10 +44,17 @@ fn parse(args: impl Iterator<Item = String>) -> Result<(String, ServerConfig), S
             "--api-key" => c.api_keys.push(pair(&value()?, '=')?),
             "--public" => c.public.push(value()?),
             "--require-scope" => c.require_scope.push(pair(&value()?, '=')?),
+            "--tls-cert" => tls_cert = Some(read(&value()?)?),
+            "--tls-key" => tls_key = Some(read(&value()?)?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
     }
+    c.tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
     Ok((addr, c))
 }
 
@@ -64,6 +73,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
     };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    println!("greeter listening on {}", listener.local_addr()?);
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("greeter listening on {scheme}://{}", listener.local_addr()?);
     greeter::serve(listener, &config).await
 }

@@ -41,6 +41,7 @@ async fn server() -> Channel {
         ],
         api_keys: vec![("k-123".into(), "billing".into())],
         public: vec![],
+        tls: None,
         require_scope: vec![(
             "/helloworld.Greeter/SayHelloAdmin".into(),
             "greeter.admin".into(),

@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub public: Vec<String>,
     /// `(method path, scope)`.
     pub require_scope: Vec<(String, String)>,
+    /// PEM certificate chain and private key: serve TLS instead of plaintext.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Parses `a=b` / `a:b` pairs from flags.
@@ -167,7 +169,13 @@ pub async fn serve(
     let layer = config.layer()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<GreeterServer<MyGreeter>>().await;
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some((cert, key)) = &config.tls {
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        builder =
+            builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
+    builder
         .timeout(Duration::from_secs(30))
         .layer(layer)
         .add_service(health_service)
