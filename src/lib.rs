@@ -49,6 +49,7 @@
 
 pub mod authn;
 pub mod clock;
+pub mod credentials;
 mod error;
 pub mod layer;
 pub mod policy;

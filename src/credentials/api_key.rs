@@ -1,0 +1,53 @@
+//! [`ApiKeyCredentials`]: an API key under a metadata key (default `x-api-key`).
+
+use http::{HeaderMap, HeaderName};
+use tonic::Status;
+
+use super::{CallContext, CallCredentials, StaticCallCredentials, StaticEntry};
+
+/// An API key.
+///
+/// ```
+/// use grpc_auth::credentials::ApiKeyCredentials;
+/// let creds = ApiKeyCredentials::new("k-123");                       // x-api-key
+/// let other = ApiKeyCredentials::with_header("x-goog-api-key", "k-123").unwrap();
+/// # let _ = (creds, other);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ApiKeyCredentials(StaticEntry);
+
+impl ApiKeyCredentials {
+    /// Sends `x-api-key: <key>`.
+    pub fn new(key: impl AsRef<str>) -> Self {
+        Self(StaticEntry::new(
+            HeaderName::from_static("x-api-key"),
+            key.as_ref().as_bytes(),
+            "API key",
+        ))
+    }
+
+    /// Sends the key under metadata `header` instead.
+    pub fn with_header(
+        header: &str,
+        key: impl AsRef<str>,
+    ) -> Result<Self, http::header::InvalidHeaderName> {
+        let name = HeaderName::from_bytes(header.as_bytes())?;
+        Ok(Self(StaticEntry::new(
+            name,
+            key.as_ref().as_bytes(),
+            "API key",
+        )))
+    }
+}
+
+impl CallCredentials for ApiKeyCredentials {
+    async fn apply(&self, _: &CallContext<'_>, metadata: &mut HeaderMap) -> Result<(), Status> {
+        self.0.apply(metadata)
+    }
+}
+
+impl StaticCallCredentials for ApiKeyCredentials {
+    fn apply_now(&self, metadata: &mut HeaderMap) -> Result<(), Status> {
+        self.0.apply(metadata)
+    }
+}

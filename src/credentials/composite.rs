@@ -1,0 +1,47 @@
+//! [`Composite`]: several credentials whose metadata is merged.
+
+use http::HeaderMap;
+use tonic::Status;
+
+use super::{BoxCallCredentials, CallContext, CallCredentials};
+
+/// Applies every credential in order (`grpc.composite_call_credentials`); if one fails,
+/// the call fails. Needs a secure transport if any part does.
+///
+/// ```
+/// use grpc_auth::credentials::{ApiKeyCredentials, BearerToken, Composite};
+/// let creds = Composite::new().with(ApiKeyCredentials::new("k-123")).with(BearerToken::new("t"));
+/// # let _ = creds;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Composite {
+    parts: Vec<BoxCallCredentials>,
+}
+
+impl Composite {
+    /// No credentials yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a credential.
+    pub fn with(mut self, creds: impl CallCredentials) -> Self {
+        self.parts.push(creds.boxed());
+        self
+    }
+}
+
+impl CallCredentials for Composite {
+    async fn apply(&self, ctx: &CallContext<'_>, metadata: &mut HeaderMap) -> Result<(), Status> {
+        for part in &self.parts {
+            part.apply(ctx, metadata).await?;
+        }
+        Ok(())
+    }
+
+    fn requires_transport_security(&self) -> bool {
+        self.parts
+            .iter()
+            .any(CallCredentials::requires_transport_security)
+    }
+}

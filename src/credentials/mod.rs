@@ -1,0 +1,311 @@
+//! Client side: call credentials that attach authorization metadata to each RPC, like
+//! gRPC's `AuthMetadataPlugin` / `PerRPCCredentials` / `CallCredentials`.
+//!
+//! ```no_run
+//! use grpc_auth::credentials::{BearerToken, CredentialsLayer};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let target: http::Uri = "https://greeter.example:443".parse()?;
+//! let channel = tonic::transport::Endpoint::from(target.clone()).connect().await?;
+//! let channel = tower::ServiceBuilder::new()
+//!     .layer(CredentialsLayer::new(BearerToken::new("eyJ..."), target))
+//!     .service(channel);
+//! // let mut client = GreeterClient::new(channel);
+//! # let _ = channel; Ok(()) }
+//! ```
+//!
+//! - Credentials: [`BearerToken`], [`BasicCredentials`], [`ApiKeyCredentials`],
+//!   [`TokenSourceCredentials`] (a refreshing, single-flight cache over your
+//!   [`TokenSource`]), [`JwtAccessCredentials`] (self-signed JWTs per audience), and
+//!   [`Composite`].
+//! - Attach them with [`CredentialsLayer`] (any credential, async) or
+//!   [`CredentialsInterceptor`] (static ones, as a tonic `Interceptor`); give one call its
+//!   own with [`PerCallCredentials`].
+//! - A credential that needs a secure transport is refused on an `http://` target
+//!   before anything is sent (`UNAUTHENTICATED`), unless the caller opts in with
+//!   `allow_plaintext()`.
+//! - A failing credential fails the call without sending it: `UNAVAILABLE` when a token
+//!   source could not be reached, `UNAUTHENTICATED` otherwise; control-plane codes are
+//!   rewritten to `INTERNAL` as gRFC A54 requires.
+
+mod api_key;
+mod basic;
+mod bearer;
+mod composite;
+mod interceptor;
+mod jwt_access;
+mod layer;
+mod token_source;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use tonic::{Code, Status};
+
+pub use api_key::ApiKeyCredentials;
+pub use basic::BasicCredentials;
+pub use bearer::BearerToken;
+pub use composite::Composite;
+pub use interceptor::CredentialsInterceptor;
+pub use jwt_access::JwtAccessCredentials;
+pub use layer::{CredentialsLayer, CredentialsService, PerCallCredentials};
+pub use token_source::{
+    DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF, DEFAULT_REFRESH_AHEAD, Token, TokenError,
+    TokenSource, TokenSourceCredentials,
+};
+
+/// What a credential is told about the call (gRPC's `AuthMetadataContext`).
+#[derive(Debug, Clone, Copy)]
+pub struct CallContext<'a> {
+    service_url: &'a str,
+    method_name: &'a str,
+    secure: bool,
+}
+
+impl<'a> CallContext<'a> {
+    /// A context for `method_name` on `service_url` (`scheme://authority/package.Service`).
+    pub fn new(service_url: &'a str, method_name: &'a str, secure: bool) -> Self {
+        Self {
+            service_url,
+            method_name,
+            secure,
+        }
+    }
+
+    /// `scheme://authority/package.Service`, `:443` dropped for https (as gRPC core forms it).
+    pub fn service_url(&self) -> &'a str {
+        self.service_url
+    }
+
+    /// The method's name, e.g. `SayHello`.
+    pub fn method_name(&self) -> &'a str {
+        self.method_name
+    }
+
+    /// Whether the channel is secure (TLS).
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+}
+
+/// `scheme://authority` of a target, with `:443` dropped for https; and whether it is TLS.
+pub(crate) fn origin(target: &Uri) -> (String, bool) {
+    let secure = target.scheme_str() == Some("https");
+    let scheme = target.scheme_str().unwrap_or("http");
+    let host = target.host().unwrap_or("");
+    let origin = match target.port_u16() {
+        Some(443) if secure => format!("{scheme}://{host}"),
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    };
+    (origin, secure)
+}
+
+/// Splits `/package.Service/Method` into the service URL and the method name.
+pub(crate) fn service_url_and_method(origin: &str, path: &str) -> (String, String) {
+    let (service, method) = path.rsplit_once('/').unwrap_or(("", path));
+    (format!("{origin}{service}"), method.to_owned())
+}
+
+/// Produces metadata for each call. Implement it with `async fn`.
+pub trait CallCredentials: Send + Sync + 'static {
+    /// Adds this credential's entries to `metadata`, or fails the call.
+    fn apply(
+        &self,
+        ctx: &CallContext<'_>,
+        metadata: &mut HeaderMap,
+    ) -> impl Future<Output = Result<(), Status>> + Send;
+
+    /// Whether the credential may only travel over TLS (default: yes).
+    fn requires_transport_security(&self) -> bool {
+        true
+    }
+
+    /// Erases the type.
+    fn boxed(self) -> BoxCallCredentials
+    where
+        Self: Sized,
+    {
+        BoxCallCredentials(Arc::new(self))
+    }
+}
+
+/// Credentials that answer without waiting: usable in a tonic [`Interceptor`](tonic::service::Interceptor).
+pub trait StaticCallCredentials: CallCredentials {
+    /// Adds this credential's entries to `metadata` now.
+    fn apply_now(&self, metadata: &mut HeaderMap) -> Result<(), Status>;
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+trait DynCallCredentials: Send + Sync + 'static {
+    fn apply_boxed<'a>(
+        &'a self,
+        ctx: &'a CallContext<'a>,
+        metadata: &'a mut HeaderMap,
+    ) -> BoxFuture<'a, Result<(), Status>>;
+    fn requires_transport_security_dyn(&self) -> bool;
+}
+
+impl<C: CallCredentials> DynCallCredentials for C {
+    fn apply_boxed<'a>(
+        &'a self,
+        ctx: &'a CallContext<'a>,
+        metadata: &'a mut HeaderMap,
+    ) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(self.apply(ctx, metadata))
+    }
+    fn requires_transport_security_dyn(&self) -> bool {
+        self.requires_transport_security()
+    }
+}
+
+/// A type-erased, cheaply cloned [`CallCredentials`].
+#[derive(Clone)]
+pub struct BoxCallCredentials(Arc<dyn DynCallCredentials>);
+
+impl CallCredentials for BoxCallCredentials {
+    async fn apply(&self, ctx: &CallContext<'_>, metadata: &mut HeaderMap) -> Result<(), Status> {
+        self.0.apply_boxed(ctx, metadata).await
+    }
+    fn requires_transport_security(&self) -> bool {
+        self.0.requires_transport_security_dyn()
+    }
+    fn boxed(self) -> BoxCallCredentials {
+        self
+    }
+}
+
+impl fmt::Debug for BoxCallCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BoxCallCredentials")
+    }
+}
+
+impl<C: CallCredentials> CallCredentials for Arc<C> {
+    fn apply(
+        &self,
+        ctx: &CallContext<'_>,
+        metadata: &mut HeaderMap,
+    ) -> impl Future<Output = Result<(), Status>> + Send {
+        (**self).apply(ctx, metadata)
+    }
+    fn requires_transport_security(&self) -> bool {
+        (**self).requires_transport_security()
+    }
+}
+
+/// gRFC A54: codes a credential must not produce are rewritten to `INTERNAL`, the
+/// original code kept in the message, so a control-plane failure is never mistaken
+/// for an application error.
+pub fn sanitize_status(status: Status) -> Status {
+    match status.code() {
+        Code::Ok
+        | Code::InvalidArgument
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::FailedPrecondition
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::DataLoss => Status::internal(format!(
+            "call credentials failed with illegal status code {:?}: {}",
+            status.code(),
+            status.message()
+        )),
+        _ => status,
+    }
+}
+
+/// The refusal of a secure-only credential on a plaintext channel.
+pub(crate) fn plaintext_refused() -> Status {
+    Status::unauthenticated(
+        "cannot send call credentials that require transport security over a plaintext (http://) \
+         channel: use https:// with TLS, or call allow_plaintext() for loopback or a trusted mesh",
+    )
+}
+
+/// One precomputed metadata entry, marked sensitive; the value is checked at construction.
+#[derive(Clone)]
+pub(crate) struct StaticEntry {
+    name: HeaderName,
+    value: Result<HeaderValue, &'static str>,
+}
+
+impl StaticEntry {
+    pub(crate) fn new(name: HeaderName, value: &[u8], what: &'static str) -> Self {
+        let value = HeaderValue::from_bytes(value)
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            })
+            .map_err(|_| what);
+        Self { name, value }
+    }
+
+    pub(crate) fn apply(&self, metadata: &mut HeaderMap) -> Result<(), Status> {
+        match &self.value {
+            Ok(v) => {
+                metadata.insert(self.name.clone(), v.clone());
+                Ok(())
+            }
+            Err(what) => Err(Status::unauthenticated(format!(
+                "{what} is not a valid metadata value"
+            ))),
+        }
+    }
+}
+
+impl fmt::Debug for StaticEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: [redacted]", self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_drops_443_for_https_only() {
+        let u: Uri = "https://greeter.example:443".parse().unwrap();
+        assert_eq!(origin(&u), ("https://greeter.example".into(), true));
+        let u: Uri = "http://127.0.0.1:50051".parse().unwrap();
+        assert_eq!(origin(&u), ("http://127.0.0.1:50051".into(), false));
+        let u: Uri = "http://h:443".parse().unwrap();
+        assert_eq!(origin(&u), ("http://h:443".into(), false));
+    }
+
+    #[test]
+    fn service_url_is_the_path_up_to_its_last_slash() {
+        assert_eq!(
+            service_url_and_method("https://g.example", "/helloworld.Greeter/SayHello"),
+            (
+                "https://g.example/helloworld.Greeter".into(),
+                "SayHello".into()
+            )
+        );
+    }
+
+    #[test]
+    fn control_plane_codes_become_internal() {
+        for code in [
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::FailedPrecondition,
+            Code::DataLoss,
+        ] {
+            let s = sanitize_status(Status::new(code, "boom"));
+            assert_eq!(s.code(), Code::Internal);
+            assert!(s.message().contains(&format!("{code:?}")) && s.message().contains("boom"));
+        }
+        for code in [
+            Code::Unauthenticated,
+            Code::Unavailable,
+            Code::PermissionDenied,
+        ] {
+            assert_eq!(sanitize_status(Status::new(code, "x")).code(), code);
+        }
+    }
+}
