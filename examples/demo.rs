@@ -226,14 +226,148 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             );
         }
     }
+    let client_failures = client_side(addr).await?;
+    let total = cases.len() + CLIENT_CASES;
+    let failures = failures + client_failures;
     println!(
-        "\n{} cases, {} as expected, {} unexpected",
-        cases.len(),
-        cases.len() - failures,
-        failures
+        "\n{total} cases, {} as expected, {failures} unexpected",
+        total - failures
     );
     if failures > 0 {
         std::process::exit(1);
     }
     Ok(())
+}
+
+const CLIENT_CASES: usize = 5;
+
+/// Counts fetches; token n has `sub` "token-n" and lives 120 s on the demo's clock.
+struct DemoSource {
+    fetches: std::sync::atomic::AtomicUsize,
+    clock: grpc_auth::clock::ManualClock,
+}
+
+impl grpc_auth::credentials::TokenSource for DemoSource {
+    async fn fetch(
+        &self,
+    ) -> Result<grpc_auth::credentials::Token, grpc_auth::credentials::TokenError> {
+        use grpc_auth::clock::Clock;
+        let n = self
+            .fetches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        let token = tokens::hs256(
+            SECRET,
+            &tokens::claims(&format!("token-{n}"), ISS, AUD, json!({})),
+        );
+        Ok(grpc_auth::credentials::Token::new(
+            token,
+            Some(self.clock.now() + std::time::Duration::from_secs(120)),
+        ))
+    }
+}
+
+/// The client side: this crate's call credentials against the same server.
+async fn client_side(
+    addr: std::net::SocketAddr,
+) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    use grpc_auth::credentials::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let target: http::Uri = format!("http://{addr}").parse()?;
+    let channel = Channel::from_shared(target.to_string())?.connect().await?;
+    async fn hello<C: CallCredentials>(
+        channel: Channel,
+        layer: CredentialsLayer<C>,
+    ) -> (Code, String) {
+        let svc = tower::ServiceBuilder::new().layer(layer).service(channel);
+        match GreeterClient::new(svc)
+            .say_hello(HelloRequest { name: "Ada".into() })
+            .await
+        {
+            Ok(r) => (Code::Ok, r.into_inner().message),
+            Err(s) => (s.code(), s.message().to_owned()),
+        }
+    }
+    let token = tokens::hs256(SECRET, &tokens::claims("ada", ISS, AUD, json!({})));
+    let clock = grpc_auth::clock::ManualClock::now();
+    let source = Arc::new(DemoSource {
+        fetches: Default::default(),
+        clock: clock.clone(),
+    });
+    let refreshing = TokenSourceCredentials::new(source.clone())
+        .refresh_ahead(Duration::from_secs(30))
+        .clock(clock.clone());
+
+    println!("\nclient side: grpc-auth call credentials on a plaintext loopback channel\n");
+    let mut results: Vec<(&str, (Code, String), Code, &str)> = Vec::new();
+    results.push((
+        "bearer on http:// without opt-in",
+        hello(
+            channel.clone(),
+            CredentialsLayer::new(BearerToken::new(&token), target.clone()),
+        )
+        .await,
+        Code::Unauthenticated,
+        "cannot send call credentials that require transport security",
+    ));
+    results.push((
+        "bearer with allow_plaintext()",
+        hello(
+            channel.clone(),
+            CredentialsLayer::new(BearerToken::new(&token), target.clone()).allow_plaintext(),
+        )
+        .await,
+        Code::Ok,
+        "authenticated as ada via jwt",
+    ));
+    let layer = CredentialsLayer::new(refreshing.clone(), target.clone()).allow_plaintext();
+    results.push((
+        "token source, first call",
+        hello(channel.clone(), layer.clone()).await,
+        Code::Ok,
+        "authenticated as token-1 via jwt",
+    ));
+    clock.advance(Duration::from_secs(100)); // 20 s left: refreshed in the background
+    let _ = hello(channel.clone(), layer.clone()).await;
+    for _ in 0..100 {
+        if source.fetches.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    results.push((
+        "token source, refreshed ahead of expiry",
+        hello(channel.clone(), layer).await,
+        Code::Ok,
+        "authenticated as token-2 via jwt",
+    ));
+    let composite = Composite::new()
+        .with(ApiKeyCredentials::new("k-123"))
+        .with(BasicCredentials::new("grace", "hopper"));
+    results.push((
+        "composite: API key + Basic",
+        hello(
+            channel.clone(),
+            CredentialsLayer::new(composite, target.clone()).allow_plaintext(),
+        )
+        .await,
+        Code::Ok,
+        "authenticated as grace via basic",
+    ));
+    let mut failures = 0;
+    for (name, (code, text), expect, expect_text) in &results {
+        let ok = code == expect && text.contains(expect_text);
+        failures += usize::from(!ok);
+        println!(
+            "{:<38} {:<18} {:<6} {}",
+            name,
+            format!("{code:?}"),
+            if ok { "yes" } else { "NO" },
+            text
+        );
+    }
+    assert_eq!(results.len(), CLIENT_CASES);
+    Ok(failures)
 }

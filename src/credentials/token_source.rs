@@ -58,6 +58,12 @@ pub trait TokenSource: Send + Sync + 'static {
     fn fetch(&self) -> impl Future<Output = Result<Token, TokenError>> + Send;
 }
 
+impl<S: TokenSource> TokenSource for Arc<S> {
+    fn fetch(&self) -> impl Future<Output = Result<Token, TokenError>> + Send {
+        (**self).fetch()
+    }
+}
+
 /// Default: refresh this long before expiry.
 pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(60);
 /// Default: first retry delay after a failed fetch (doubling up to [`DEFAULT_MAX_BACKOFF`]).
