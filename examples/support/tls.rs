@@ -1,7 +1,10 @@
 //! A throwaway CA and a server certificate for localhost / 127.0.0.1, made at run time.
 #![allow(dead_code)]
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 
 /// PEMs: (CA certificate, server certificate, server private key).
 pub struct TestPki {
@@ -13,14 +16,26 @@ pub struct TestPki {
 pub fn test_pki() -> TestPki {
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "grpc-auth test CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
     let issuer = Issuer::new(ca_params, ca_key);
     let key = KeyPair::generate().expect("server key");
-    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("server params")
-        .signed_by(&key, &issuer)
-        .expect("server cert");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("server params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let cert = params.signed_by(&key, &issuer).expect("server cert");
     TestPki {
         ca_pem: ca_cert.pem(),
         cert_pem: cert.pem(),
