@@ -10,12 +10,14 @@
 #[path = "../examples/support/tokens.rs"]
 mod tokens;
 
+#[path = "support/interop.rs"]
+mod interop;
 #[path = "../examples/support/tls.rs"]
 mod tls;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use grpc_auth::credentials::{
     BasicCredentials, BearerToken, CallCredentials, CredentialsLayer, CredentialsService,
@@ -27,7 +29,6 @@ use serde_json::json;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/interop/greeter_server.py"
@@ -44,45 +45,7 @@ const SECRET: &str = "interop-py-server-secret-0123456789abcdef";
 const ISS: &str = "https://issuer.test";
 const AUD: &str = "greeter";
 
-/// The venv's Python, or `None` (skip) when it is missing and interop is not required.
-fn python() -> Option<&'static Path> {
-    let py = Path::new(PYTHON);
-    if py.exists() {
-        return Some(py);
-    }
-    if std::env::var("GRPC_AUTH_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!("GRPC_AUTH_REQUIRE_INTEROP=1 but {PYTHON} is missing: run .ci/python-setup.sh");
-    }
-    eprintln!("skipping: {PYTHON} is missing; run .ci/python-setup.sh");
-    None
-}
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, contents: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("write temp file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use interop::{TempDir, python};
 
 fn pki() -> tls::TestPki {
     tls::test_pki()
