@@ -1,9 +1,7 @@
 //! [`AnyOf`] and [`AllOf`]: composing authenticators.
 
-use std::collections::BTreeSet;
-
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
-use crate::{AuthError, Principal};
+use crate::AuthError;
 
 /// Accepts the first scheme whose credential is present.
 ///
@@ -63,14 +61,28 @@ impl<A: Authenticator, B: Authenticator> Authenticator for AllOf<A, B> {
 }
 
 fn merge(a: Authenticated, b: Authenticated) -> Authenticated {
-    let pa = &a.principal;
-    let pb = &b.principal;
-    let scopes: BTreeSet<&String> = pa.scopes().iter().chain(pb.scopes()).collect();
-    let roles: BTreeSet<&String> = pa.roles().iter().chain(pb.roles()).collect();
-    let principal = Principal::new(pa.subject(), format!("{}+{}", pa.scheme(), pb.scheme()))
-        .with_scopes(scopes.into_iter().cloned())
-        .with_roles(roles.into_iter().cloned())
-        .with_claims(pa.claims().clone());
+    let first = &a.principal;
+    let scheme = format!("{}+{}", first.scheme(), b.principal.scheme());
+    let scopes: Vec<String> = b
+        .principal
+        .scopes()
+        .iter()
+        .filter(|s| !first.has_scope(s))
+        .cloned()
+        .collect();
+    let roles: Vec<String> = b
+        .principal
+        .roles()
+        .iter()
+        .filter(|r| !first.has_role(r))
+        .cloned()
+        .collect();
+    // Extends the first principal, so its claims stay unparsed until a handler reads them.
+    let principal = a
+        .principal
+        .with_scheme(scheme)
+        .with_scopes(scopes)
+        .with_roles(roles);
     let mut response_headers = a.response_headers;
     response_headers.extend(b.response_headers);
     Authenticated {
@@ -82,6 +94,7 @@ fn merge(a: Authenticated, b: Authenticated) -> Authenticated {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Principal;
     use crate::authn::ApiKeyAuthenticator;
     use http::HeaderMap;
 
@@ -118,6 +131,27 @@ mod tests {
         let a = key_auth("x-a", "ka", "alice").or(key_auth("x-b", "kb", "bob"));
         let e = run(&a, &[("x-a", "wrong"), ("x-b", "kb")]).unwrap_err();
         assert_eq!(e, AuthError::unauthenticated("invalid API key"));
+    }
+
+    #[test]
+    fn all_of_merges_scopes_and_roles_without_duplicates() {
+        let a = ApiKeyAuthenticator::new().header("x-a").key_for(
+            "ka",
+            Principal::new("alice", "api-key").with_scopes(["read", "write"]),
+        );
+        let b = ApiKeyAuthenticator::new().header("x-b").key_for(
+            "kb",
+            Principal::new("bob", "mtls")
+                .with_scopes(["write", "admin"])
+                .with_roles(["ops"]),
+        );
+        let got = run(&a.and(b), &[("x-a", "ka"), ("x-b", "kb")])
+            .unwrap()
+            .unwrap()
+            .principal;
+        assert_eq!((got.subject(), got.scheme()), ("alice", "api-key+mtls"));
+        assert_eq!(got.scopes(), &["read", "write", "admin"]);
+        assert_eq!(got.roles(), &["ops"]);
     }
 
     #[test]

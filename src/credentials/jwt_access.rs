@@ -128,7 +128,7 @@ impl JwtAccessCredentials {
 
 impl CallCredentials for JwtAccessCredentials {
     async fn apply(&self, ctx: &CallContext<'_>, metadata: &mut HeaderMap) -> Result<(), Status> {
-        metadata.insert(AUTHORIZATION, self.header_value(ctx.service_url())?);
+        metadata.insert(AUTHORIZATION, self.header_value(&ctx.service_url())?);
         Ok(())
     }
 }

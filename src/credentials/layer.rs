@@ -14,7 +14,6 @@ use tower_service::Service;
 
 use super::{
     BoxCallCredentials, CallContext, CallCredentials, origin, plaintext_refused, sanitize_status,
-    service_url_and_method,
 };
 
 /// Credentials for one call, put in its extensions:
@@ -170,22 +169,25 @@ async fn attach<C: CallCredentials, B>(
     per_call: Option<PerCallCredentials>,
     req: &mut Request<B>,
 ) -> Result<(), Status> {
-    let refuse = |requires: bool| requires && !config.secure && !config.allow_plaintext;
-    let use_channel = !per_call.as_ref().is_some_and(|p| p.replace);
-    if (use_channel && refuse(config.creds.requires_transport_security()))
+    let channel = (!per_call.as_ref().is_some_and(|p| p.replace)).then_some(&*config.creds);
+    let per_call = per_call.map(|p| p.creds);
+    let needs_tls = channel.is_some_and(|c| c.requires_transport_security())
         || per_call
             .as_ref()
-            .is_some_and(|p| refuse(p.creds.requires_transport_security()))
-    {
+            .is_some_and(|c| c.requires_transport_security());
+    if needs_tls && !config.secure && !config.allow_plaintext {
         return Err(plaintext_refused());
     }
-    let (service_url, method) = service_url_and_method(&config.origin, req.uri().path());
-    let ctx = CallContext::new(&service_url, &method, config.secure);
-    if use_channel {
-        config.creds.apply(&ctx, req.headers_mut()).await?;
+    // The context borrows the path while the credentials write the headers.
+    let mut headers = std::mem::take(req.headers_mut());
+    let ctx = CallContext::for_path(&config.origin, req.uri().path(), config.secure);
+    let mut result = Ok(());
+    if let Some(c) = channel {
+        result = c.apply(&ctx, &mut headers).await;
     }
-    if let Some(p) = per_call {
-        p.creds.apply(&ctx, req.headers_mut()).await?;
+    if let (Ok(()), Some(c)) = (&result, &per_call) {
+        result = c.apply(&ctx, &mut headers).await;
     }
-    Ok(())
+    *req.headers_mut() = headers;
+    result
 }

@@ -57,9 +57,13 @@ pub use token_source::{
 };
 
 /// What a credential is told about the call (gRPC's `AuthMetadataContext`).
+///
+/// Borrowed from the request: building one allocates nothing; the service URL is
+/// formed only when a credential asks for it.
 #[derive(Debug, Clone, Copy)]
 pub struct CallContext<'a> {
-    service_url: &'a str,
+    origin: &'a str,
+    service: &'a str,
     method_name: &'a str,
     secure: bool,
 }
@@ -68,15 +72,28 @@ impl<'a> CallContext<'a> {
     /// A context for `method_name` on `service_url` (`scheme://authority/package.Service`).
     pub fn new(service_url: &'a str, method_name: &'a str, secure: bool) -> Self {
         Self {
-            service_url,
+            origin: service_url,
+            service: "",
+            method_name,
+            secure,
+        }
+    }
+
+    /// A context for the request path `/package.Service/Method` on `origin`
+    /// (`scheme://authority`).
+    pub(crate) fn for_path(origin: &'a str, path: &'a str, secure: bool) -> Self {
+        let (service, method_name) = path.rsplit_once('/').unwrap_or(("", path));
+        Self {
+            origin,
+            service,
             method_name,
             secure,
         }
     }
 
     /// `scheme://authority/package.Service`, `:443` dropped for https (as gRPC core forms it).
-    pub fn service_url(&self) -> &'a str {
-        self.service_url
+    pub fn service_url(&self) -> String {
+        format!("{}{}", self.origin, self.service)
     }
 
     /// The method's name, e.g. `SayHello`.
@@ -101,12 +118,6 @@ pub(crate) fn origin(target: &Uri) -> (String, bool) {
         None => format!("{scheme}://{host}"),
     };
     (origin, secure)
-}
-
-/// Splits `/package.Service/Method` into the service URL and the method name.
-pub(crate) fn service_url_and_method(origin: &str, path: &str) -> (String, String) {
-    let (service, method) = path.rsplit_once('/').unwrap_or(("", path));
-    (format!("{origin}{service}"), method.to_owned())
 }
 
 /// Produces metadata for each call. Implement it with `async fn`.
@@ -279,12 +290,10 @@ mod tests {
 
     #[test]
     fn service_url_is_the_path_up_to_its_last_slash() {
+        let ctx = CallContext::for_path("https://g.example", "/helloworld.Greeter/SayHello", true);
         assert_eq!(
-            service_url_and_method("https://g.example", "/helloworld.Greeter/SayHello"),
-            (
-                "https://g.example/helloworld.Greeter".into(),
-                "SayHello".into()
-            )
+            (ctx.service_url().as_str(), ctx.method_name()),
+            ("https://g.example/helloworld.Greeter", "SayHello")
         );
     }
 
