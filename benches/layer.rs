@@ -1,5 +1,6 @@
 //! The auth layer's cost per request, in process (no network): no auth, API key,
-//! HS256, RS256, ES256 JWTs, and Basic with an argon2 hash (cached), in one run.
+//! HS256, RS256, ES256 JWTs (each with the verified-token cache off, then on), and
+//! Basic with an argon2 hash (cached), in one run.
 //! Compare each case with `no_auth`: the difference is what the layer adds.
 //!
 //! ```text
@@ -121,7 +122,15 @@ fn benches(c: &mut Criterion) {
         "greeter",
         json!({"scope": "greeter.read"}),
     );
+    // Uncached: every call checks the signature (the verified-token cache is off).
     let jwt = |key: JwtKey| {
+        JwtAuthenticator::new(StaticKeys::from(key))
+            .issuer("https://issuer.bench")
+            .audience("greeter")
+            .no_cache()
+    };
+    // The default: a repeated token is served from the verified-token cache.
+    let jwt_cached = |key: JwtKey| {
         JwtAuthenticator::new(StaticKeys::from(key))
             .issuer("https://issuer.bench")
             .audience("greeter")
@@ -139,37 +148,56 @@ fn benches(c: &mut Criterion) {
 
     let secret = "bench-secret-0123456789abcdef01234567";
     let hs = jwt(JwtKey::secret(Algorithm::HS256, secret.as_bytes()).expect("key"));
+    let hs_token = tokens::hs256(secret, &claims);
+    bench_case(c, &rt, "jwt_hs256", layered(hs), bearer(hs_token.clone()));
+    let hs_key = JwtKey::secret(Algorithm::HS256, secret.as_bytes()).expect("key");
     bench_case(
         c,
         &rt,
-        "jwt_hs256",
-        layered(hs),
-        bearer(tokens::hs256(secret, &claims)),
+        "jwt_hs256_cached",
+        layered(jwt_cached(hs_key)),
+        bearer(hs_token),
     );
 
-    let rs = jwt(JwtKey::from_pem(
+    let rs_key = JwtKey::from_pem(
         Algorithm::RS256,
         include_bytes!("../tests/keys/rsa_public.pem"),
     )
-    .expect("key"));
+    .expect("key");
+    let rs = jwt(rs_key.clone());
     let rs_token = tokens::sign_pem(
         Algorithm::RS256,
         include_bytes!("../tests/keys/rsa_private.pem"),
         &claims,
     );
-    bench_case(c, &rt, "jwt_rs256", layered(rs), bearer(rs_token));
+    bench_case(c, &rt, "jwt_rs256", layered(rs), bearer(rs_token.clone()));
+    bench_case(
+        c,
+        &rt,
+        "jwt_rs256_cached",
+        layered(jwt_cached(rs_key)),
+        bearer(rs_token),
+    );
 
-    let es = jwt(JwtKey::from_pem(
+    let es_key = JwtKey::from_pem(
         Algorithm::ES256,
         include_bytes!("../tests/keys/ec256_public.pem"),
     )
-    .expect("key"));
+    .expect("key");
+    let es = jwt(es_key.clone());
     let es_token = tokens::sign_pem(
         Algorithm::ES256,
         include_bytes!("../tests/keys/ec256_private.pem"),
         &claims,
     );
-    bench_case(c, &rt, "jwt_es256", layered(es), bearer(es_token));
+    bench_case(c, &rt, "jwt_es256", layered(es), bearer(es_token.clone()));
+    bench_case(
+        c,
+        &rt,
+        "jwt_es256_cached",
+        layered(jwt_cached(es_key)),
+        bearer(es_token),
+    );
 
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt = SaltString::encode_b64(b"bench-salt-16byt").expect("salt");

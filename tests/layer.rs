@@ -256,3 +256,45 @@ fn named_service_clone_and_debug_pass_through() {
     );
     assert!(!shown.contains("k1"), "{shown}");
 }
+
+#[tokio::test]
+async fn policy_is_checked_on_every_call_when_the_token_is_cached() {
+    use grpc_auth::authn::jwt::{JwtAuthenticator, JwtKey, StaticKeys};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    let secret = b"a-long-random-secret-for-the-cache-test";
+    let key = JwtKey::secret(Algorithm::HS256, secret).unwrap();
+    let layer = AuthLayer::new(JwtAuthenticator::new(StaticKeys::from(key)))
+        .policy(Policy::new().require_scope("/a.B/Write", "write"));
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = serde_json::json!({ "sub": "ada", "exp": exp, "scope": "read" });
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap();
+    let bearer: &'static str = Box::leak(format!("Bearer {token}").into_boxed_str());
+    let inner = Inner::default();
+    let svc = layer.layer(inner.clone());
+    for _ in 0..3 {
+        let res = svc
+            .clone()
+            .oneshot(request("/a.B/Read", &[("authorization", bearer)]))
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["x-subject"], "ada");
+        let res = svc
+            .clone()
+            .oneshot(request("/a.B/Write", &[("authorization", bearer)]))
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["grpc-status"], "7");
+        assert_eq!(res.headers()["grpc-message"], "missing%20scope:%20write");
+    }
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 3);
+}

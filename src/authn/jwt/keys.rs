@@ -172,6 +172,13 @@ pub trait KeySource: Send + Sync + 'static {
         &self,
         kid: Option<&str>,
     ) -> impl Future<Output = Result<Arc<KeySet>, AuthError>> + Send;
+
+    /// A number that changes whenever the set of usable keys changes (a key added or
+    /// removed), so that cached verifications made under old keys are redone. Fixed
+    /// keys never change: the default is 0.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Keys fixed at start-up.

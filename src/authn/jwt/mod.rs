@@ -21,6 +21,7 @@
 //! gets `sub` as subject, scopes from `scope` (space-separated) or `scp` (array or
 //! string), roles from `roles`, and the whole payload as claims.
 
+mod cache;
 mod keys;
 
 use std::fmt;
@@ -32,7 +33,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use cache::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 pub use keys::{JwtKey, KeyError, KeySet, KeySource, StaticKeys};
+
+use cache::TokenCache;
 
 use super::{AuthRequest, AuthResult, Authenticator};
 use crate::clock::{self, Clock};
@@ -86,6 +90,7 @@ pub struct JwtAuthenticator<K = StaticKeys> {
     required: Vec<String>,
     leeway: Duration,
     clock: Arc<dyn Clock>,
+    cache: Option<Arc<TokenCache>>,
 }
 
 impl<K: KeySource> JwtAuthenticator<K> {
@@ -99,6 +104,10 @@ impl<K: KeySource> JwtAuthenticator<K> {
             required: vec!["exp".into(), "sub".into()],
             leeway: DEFAULT_LEEWAY,
             clock: clock::system(),
+            cache: Some(Arc::new(TokenCache::new(
+                DEFAULT_CACHE_TTL,
+                DEFAULT_CACHE_CAPACITY,
+            ))),
         }
     }
 
@@ -138,6 +147,23 @@ impl<K: KeySource> JwtAuthenticator<K> {
     /// Reads the time from `clock`.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Caches accepted tokens (on by default: [`DEFAULT_CACHE_TTL`],
+    /// [`DEFAULT_CACHE_CAPACITY`] tokens). A cached token's principal serves until
+    /// the earlier of its `exp` and `ttl`, and only while the key source's keys are
+    /// unchanged ([`KeySource::generation`]); the layer still checks policy on every
+    /// call. `capacity == 0` turns the cache off.
+    pub fn cache(mut self, ttl: Duration, capacity: usize) -> Self {
+        self.cache =
+            (capacity > 0 && !ttl.is_zero()).then(|| Arc::new(TokenCache::new(ttl, capacity)));
+        self
+    }
+
+    /// Turns the verified-token cache off: every call checks the signature.
+    pub fn no_cache(mut self) -> Self {
+        self.cache = None;
         self
     }
 
@@ -316,7 +342,23 @@ impl<K: KeySource> Authenticator for JwtAuthenticator<K> {
         if !auth.is_scheme("Bearer") {
             return Ok(None);
         }
-        let verified = self.verify(auth.credentials()).await?;
+        let token = auth.credentials();
+        let Some(cache) = &self.cache else {
+            return Ok(Some(self.verify(token).await?.principal.into()));
+        };
+        let generation = self.keys.generation();
+        let now = self.clock.unix_seconds();
+        if let Some(principal) = cache.get(token, now, generation) {
+            return Ok(Some(principal.into()));
+        }
+        let verified = self.verify(token).await?;
+        cache.insert(
+            token,
+            verified.principal.clone(),
+            verified.expires_at,
+            now,
+            generation,
+        );
         Ok(Some(verified.principal.into()))
     }
 }
@@ -329,6 +371,7 @@ impl<K: fmt::Debug> fmt::Debug for JwtAuthenticator<K> {
             .field("audiences", &self.audiences)
             .field("required", &self.required)
             .field("leeway", &self.leeway)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }

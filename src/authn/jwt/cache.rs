@@ -1,0 +1,383 @@
+//! The verified-token cache: an accepted token's principal, kept until the earlier
+//! of its `exp` and a TTL, so that a repeated RS256/ES256 token skips the signature
+//! check. Only accepted tokens go in; policy is still checked on every call by the
+//! layer.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use zeroize::Zeroize;
+
+use crate::Principal;
+
+/// Default lifetime of a cached verification: 5 minutes (never past the token's `exp`).
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Default number of cached tokens.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
+/// A cached token. The whole token is the key, so two tokens can never share an entry
+/// (no hash collision can hand one token's principal to another); it is wiped when
+/// the entry is dropped.
+struct CachedToken(String);
+
+impl Borrow<str> for CachedToken {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Hash for CachedToken {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash as `str` does, for lookups by `&str`.
+        self.0.as_str().hash(state);
+    }
+}
+
+impl PartialEq for CachedToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for CachedToken {}
+
+impl Drop for CachedToken {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    principal: Principal,
+    /// Unix seconds before which the entry serves: min(exp, cached at + TTL).
+    until: u64,
+    /// The key source's generation the token was verified under.
+    generation: u64,
+}
+
+/// A bounded map from accepted tokens to their principals.
+pub(crate) struct TokenCache {
+    entries: quick_cache::sync::Cache<CachedToken, Entry>,
+    ttl: u64,
+}
+
+impl TokenCache {
+    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            entries: quick_cache::sync::Cache::new(capacity),
+            ttl: ttl.as_secs(),
+        }
+    }
+
+    /// The principal `token` was verified as, if that verification still holds at
+    /// `now` (unix seconds) under key generation `generation`.
+    pub(crate) fn get(&self, token: &str, now: u64, generation: u64) -> Option<Principal> {
+        let entry = self.entries.get(token)?;
+        if now < entry.until && entry.generation == generation {
+            return Some(entry.principal);
+        }
+        self.entries.remove(token);
+        None
+    }
+
+    /// Remembers an accepted token, verified at `now` under `generation`.
+    pub(crate) fn insert(
+        &self,
+        token: &str,
+        principal: Principal,
+        expires_at: Option<u64>,
+        now: u64,
+        generation: u64,
+    ) {
+        let until = now
+            .saturating_add(self.ttl)
+            .min(expires_at.unwrap_or(u64::MAX));
+        if until <= now {
+            return;
+        }
+        self.entries.insert(
+            CachedToken(token.to_owned()),
+            Entry {
+                principal,
+                until,
+                generation,
+            },
+        );
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("ttl_secs", &self.ttl)
+            .field("capacity", &self.entries.capacity())
+            .field("len", &self.entries.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(sub: &str) -> Principal {
+        Principal::new(sub, "jwt")
+    }
+
+    #[test]
+    fn serves_until_the_earlier_of_exp_and_ttl() {
+        let c = TokenCache::new(Duration::from_secs(300), 16);
+        c.insert("t1", p("ada"), Some(1_100), 1_000, 0);
+        assert_eq!(c.get("t1", 1_099, 0).unwrap().subject(), "ada");
+        assert!(c.get("t1", 1_100, 0).is_none(), "never at or past exp");
+        assert_eq!(c.len(), 0, "a stale entry is dropped");
+
+        c.insert("t2", p("bob"), Some(10_000), 1_000, 0);
+        assert_eq!(c.get("t2", 1_299, 0).unwrap().subject(), "bob");
+        assert!(c.get("t2", 1_300, 0).is_none(), "TTL bounds it too");
+
+        c.insert("t3", p("cy"), None, 1_000, 0);
+        assert!(c.get("t3", 1_299, 0).is_some());
+        assert!(c.get("t3", 1_300, 0).is_none());
+    }
+
+    #[test]
+    fn an_expired_token_is_not_cached() {
+        let c = TokenCache::new(Duration::from_secs(300), 16);
+        c.insert("t", p("ada"), Some(1_000), 1_000, 0);
+        c.insert("u", p("bob"), Some(900), 1_000, 0);
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn a_key_set_change_invalidates() {
+        let c = TokenCache::new(Duration::from_secs(300), 16);
+        c.insert("t", p("ada"), Some(2_000), 1_000, 7);
+        assert!(c.get("t", 1_001, 8).is_none());
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn tokens_are_told_apart_by_their_whole_text() {
+        let c = TokenCache::new(Duration::from_secs(300), 16);
+        c.insert("aaa.bbb.ccc", p("ada"), Some(2_000), 1_000, 0);
+        assert!(c.get("aaa.bbb.ccd", 1_001, 0).is_none());
+        assert!(c.get("aaa.bbb.cc", 1_001, 0).is_none());
+        assert_eq!(c.get("aaa.bbb.ccc", 1_001, 0).unwrap().subject(), "ada");
+    }
+
+    #[test]
+    fn bounded() {
+        let c = TokenCache::new(Duration::from_secs(300), 8);
+        for i in 0..1_000 {
+            c.insert(&format!("token-{i}"), p("x"), Some(2_000), 1_000, 0);
+        }
+        assert!(c.len() <= 8 + 1, "len {}", c.len());
+    }
+
+    #[test]
+    fn debug_shows_no_token() {
+        let c = TokenCache::new(Duration::from_secs(300), 8);
+        c.insert("secret.token.value", p("x"), Some(2_000), 1_000, 0);
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    /// Through the authenticator: what is verified, and when.
+    mod through_the_authenticator {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+        use http::HeaderMap;
+        use jsonwebtoken::{Algorithm, EncodingKey, Header};
+        use serde_json::json;
+        use tonic::Code;
+
+        use crate::AuthError;
+        use crate::authn::jwt::{
+            JwtAuthenticator, JwtKey, KeySet, KeySource, install_crypto_provider,
+        };
+        use crate::authn::{AuthRequest, Authenticator};
+        use crate::clock::ManualClock;
+
+        const NOW: u64 = 1_700_000_000;
+        const RSA_PRIVATE: &[u8] = include_bytes!("../../../tests/keys/rsa_private.pem");
+        const RSA_PUBLIC: &[u8] = include_bytes!("../../../tests/keys/rsa_public.pem");
+
+        /// Static keys that count lookups and whose generation and keys a test sets.
+        #[derive(Clone)]
+        struct Counting {
+            keys: Arc<std::sync::Mutex<Arc<KeySet>>>,
+            lookups: Arc<AtomicUsize>,
+            generation: Arc<AtomicU64>,
+        }
+
+        impl Counting {
+            fn new() -> Self {
+                let key = JwtKey::from_pem(Algorithm::RS256, RSA_PUBLIC).unwrap();
+                Self {
+                    keys: Arc::new(std::sync::Mutex::new(Arc::new(KeySet::new(vec![key])))),
+                    lookups: Arc::default(),
+                    generation: Arc::default(),
+                }
+            }
+            fn lookups(&self) -> usize {
+                self.lookups.load(Ordering::SeqCst)
+            }
+        }
+
+        impl KeySource for Counting {
+            async fn keys(&self, _kid: Option<&str>) -> Result<Arc<KeySet>, AuthError> {
+                self.lookups.fetch_add(1, Ordering::SeqCst);
+                Ok(self.keys.lock().unwrap().clone())
+            }
+            fn generation(&self) -> u64 {
+                self.generation.load(Ordering::SeqCst)
+            }
+        }
+
+        fn token(sub: &str, exp: u64) -> String {
+            install_crypto_provider();
+            let key = EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap();
+            let claims = json!({ "sub": sub, "exp": exp, "scope": "read" });
+            jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap()
+        }
+
+        async fn call<K: KeySource>(
+            a: &JwtAuthenticator<K>,
+            token: &str,
+        ) -> Result<String, (Code, String)> {
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+            match a.authenticate(&AuthRequest::new("/a.B/C", &headers)).await {
+                Ok(Some(auth)) => Ok(auth.principal.subject().to_owned()),
+                Ok(None) => Err((Code::Ok, "absent".into())),
+                Err(e) => Err((e.code(), e.to_string())),
+            }
+        }
+
+        fn setup() -> (Counting, ManualClock, JwtAuthenticator<Counting>) {
+            let keys = Counting::new();
+            let clock = ManualClock::at_unix(NOW);
+            let a = JwtAuthenticator::new(keys.clone()).clock(clock.clone());
+            (keys, clock, a)
+        }
+
+        #[tokio::test]
+        async fn a_repeated_token_is_verified_once() {
+            let (keys, _clock, a) = setup();
+            let t = token("ada", NOW + 3600);
+            for _ in 0..5 {
+                assert_eq!(call(&a, &t).await, Ok("ada".to_owned()));
+            }
+            assert_eq!(keys.lookups(), 1);
+            // A clone shares the cache.
+            assert_eq!(call(&a.clone(), &t).await, Ok("ada".to_owned()));
+            assert_eq!(keys.lookups(), 1);
+            // Another token is verified.
+            assert_eq!(
+                call(&a, &token("bob", NOW + 3600)).await,
+                Ok("bob".to_owned())
+            );
+            assert_eq!(keys.lookups(), 2);
+        }
+
+        #[tokio::test]
+        async fn a_cached_token_is_never_accepted_past_its_exp() {
+            let (keys, clock, a) = setup();
+            let a = a.leeway(std::time::Duration::ZERO);
+            let t = token("ada", NOW + 10);
+            assert_eq!(call(&a, &t).await, Ok("ada".to_owned()));
+            clock.advance(std::time::Duration::from_secs(9));
+            assert_eq!(call(&a, &t).await, Ok("ada".to_owned()));
+            assert_eq!(keys.lookups(), 1, "served from the cache before exp");
+            clock.advance(std::time::Duration::from_secs(2));
+            assert_eq!(
+                call(&a, &t).await,
+                Err((Code::Unauthenticated, "token expired".to_owned()))
+            );
+            assert_eq!(keys.lookups(), 2, "re-verified past exp");
+        }
+
+        #[tokio::test]
+        async fn the_ttl_bounds_an_entry() {
+            let (keys, clock, a) = setup();
+            let a = a.cache(std::time::Duration::from_secs(30), 100);
+            let t = token("ada", NOW + 3600);
+            call(&a, &t).await.unwrap();
+            clock.advance(std::time::Duration::from_secs(29));
+            call(&a, &t).await.unwrap();
+            assert_eq!(keys.lookups(), 1);
+            clock.advance(std::time::Duration::from_secs(1));
+            call(&a, &t).await.unwrap();
+            assert_eq!(keys.lookups(), 2);
+        }
+
+        #[tokio::test]
+        async fn a_key_change_makes_cached_tokens_verify_again() {
+            let (keys, _clock, a) = setup();
+            let t = token("ada", NOW + 3600);
+            call(&a, &t).await.unwrap();
+            // The key is removed (rotation): the source's generation moves on.
+            *keys.keys.lock().unwrap() = Arc::new(KeySet::new(Vec::new()));
+            keys.generation.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(
+                call(&a, &t).await,
+                Err((
+                    Code::Unauthenticated,
+                    "no key for the token's algorithm".to_owned()
+                ))
+            );
+            assert_eq!(keys.lookups(), 2);
+        }
+
+        #[tokio::test]
+        async fn failures_are_not_cached() {
+            let (keys, _clock, a) = setup();
+            let mut t = token("ada", NOW + 3600);
+            t.pop();
+            t.push('A');
+            for _ in 0..3 {
+                assert_eq!(call(&a, &t).await.unwrap_err().0, Code::Unauthenticated);
+            }
+            assert_eq!(keys.lookups(), 3);
+        }
+
+        #[tokio::test]
+        async fn switched_off_every_call_verifies() {
+            let (keys, _clock, a) = setup();
+            let a = a.no_cache();
+            let t = token("ada", NOW + 3600);
+            for _ in 0..3 {
+                call(&a, &t).await.unwrap();
+            }
+            assert_eq!(keys.lookups(), 3);
+            let b = JwtAuthenticator::new(keys.clone())
+                .clock(ManualClock::at_unix(NOW))
+                .cache(std::time::Duration::from_secs(60), 0);
+            call(&b, &t).await.unwrap();
+            call(&b, &t).await.unwrap();
+            assert_eq!(keys.lookups(), 5, "capacity 0 is off");
+        }
+
+        #[tokio::test]
+        async fn the_cached_principal_keeps_its_scopes() {
+            let (_keys, _clock, a) = setup();
+            let t = token("ada", NOW + 3600);
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", format!("Bearer {t}").parse().unwrap());
+            let req = AuthRequest::new("/a.B/C", &headers);
+            let first = a.authenticate(&req).await.unwrap().unwrap().principal;
+            let second = a.authenticate(&req).await.unwrap().unwrap().principal;
+            assert!(first.has_scope("read") && second.has_scope("read"));
+            assert_eq!(second.claims()["sub"], "ada");
+        }
+    }
+}
