@@ -1,6 +1,6 @@
 //! The per-call cost of attaching call credentials through `CredentialsLayer`, in
 //! process: no credentials (the bare service), a static bearer, a cached token source,
-//! and a composite of two, in one run. The difference to `no_credentials` is the cost.
+//! a composite of two, and an HMAC signer, in one run. The difference to `no_credentials` is the cost.
 //!
 //! ```text
 //! cargo bench --bench credentials
@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use grpc_auth::credentials::{
-    ApiKeyCredentials, BearerToken, CallCredentials, Composite, CredentialsLayer, Token,
-    TokenError, TokenSource, TokenSourceCredentials,
+    ApiKeyCredentials, BearerToken, CallCredentials, Composite, CredentialsLayer, HmacSigner,
+    Token, TokenError, TokenSource, TokenSourceCredentials,
 };
 use http::{Request, Response};
 use tonic::body::Body;
@@ -120,6 +120,13 @@ fn benches(c: &mut Criterion) {
         .with(ApiKeyCredentials::new("k-123"))
         .with(BearerToken::new("t"));
     bench(c, &rt, "composite_of_two", with(composite), accepted);
+    bench(
+        c,
+        &rt,
+        "hmac_signer_sha256_nonce",
+        with(HmacSigner::new("svc-a", "bench-secret")),
+        accepted,
+    );
     bench(c, &rt, "no_credentials_again", Sink, http::StatusCode::OK);
 }
 

@@ -1,6 +1,6 @@
 //! The auth layer's cost per request, in process (no network): no auth, API key,
-//! HS256, RS256, ES256 JWTs (each with the verified-token cache off, then on), and
-//! Basic with an argon2 hash (cached), in one run.
+//! HS256, RS256, ES256 JWTs (each with the verified-token cache off, then on), Basic with
+//! an argon2 hash (cached), and the HMAC verifier, in one run.
 //! Compare each case with `no_auth`: the difference is what the layer adds.
 //!
 //! ```text
@@ -16,8 +16,10 @@ use std::task::{Context, Poll};
 
 use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
+use grpc_auth::authn::hmac::{HmacVerifier, StaticHmacKeys};
 use grpc_auth::authn::jwt::{JwtAuthenticator, JwtKey, StaticKeys};
 use grpc_auth::authn::{ApiKeyAuthenticator, BasicAuthenticator};
+use grpc_auth::credentials::HmacSigner;
 use grpc_auth::{AuthLayer, Authenticator};
 use http::{Request, Response};
 use jsonwebtoken::Algorithm;
@@ -249,6 +251,33 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let req = grpc_auth::authn::AuthRequest::new("/helloworld.Greeter/SayHello", &headers);
             futures_poll_once(keys.authenticate(&req))
+        })
+    });
+    // HMAC: the verifier alone (replay cache off, so one signature can repeat), then
+    // signing plus verifying with the replay cache on (each call has its own nonce).
+    let clock = grpc_auth::clock::ManualClock::at_unix(1_700_000_000);
+    let signer = HmacSigner::new("svc-a", "bench-secret").clock(clock.clone());
+    let mut signed = http::HeaderMap::new();
+    signer
+        .sign("/helloworld.Greeter/SayHello", &mut signed)
+        .expect("sign");
+    let verifier =
+        HmacVerifier::new(StaticHmacKeys::new().key("svc-a", "bench-secret")).clock(clock.clone());
+    let no_replay = verifier.clone().replay_cache_size(0);
+    c.bench_function("hmac_sha256_verify_only", |b| {
+        b.iter(|| {
+            futures_poll_once(no_replay.verify("POST", "/helloworld.Greeter/SayHello", &signed))
+                .expect("verified")
+        })
+    });
+    c.bench_function("hmac_sha256_sign_and_verify_replay_cache", |b| {
+        b.iter(|| {
+            let mut h = http::HeaderMap::new();
+            signer
+                .sign("/helloworld.Greeter/SayHello", &mut h)
+                .expect("sign");
+            futures_poll_once(verifier.verify("POST", "/helloworld.Greeter/SayHello", &h))
+                .expect("verified")
         })
     });
     bench_case(c, &rt, "no_auth_again", Ok200, None);

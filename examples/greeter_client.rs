@@ -3,11 +3,12 @@
 //! ```text
 //! cargo run --example greeter_client -- --addr https://127.0.0.1:50051 --ca ca.pem --token eyJ...
 //! cargo run --example greeter_client -- --addr http://127.0.0.1:50051 --api-key k-123 --insecure-plaintext
+//! cargo run --example greeter_client -- --addr https://127.0.0.1:50051 --ca ca.pem --hmac svc-a=s3cret
 //! ```
 //! Several credential flags combine into one composite credential.
 
 use grpc_auth::credentials::{
-    ApiKeyCredentials, BasicCredentials, BearerToken, Composite, CredentialsLayer,
+    ApiKeyCredentials, BasicCredentials, BearerToken, Composite, CredentialsLayer, HmacSigner,
     JwtAccessCredentials,
 };
 use grpc_auth_protos::helloworld::HelloRequest;
@@ -16,7 +17,7 @@ use jsonwebtoken::Algorithm;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 const USAGE: &str = "usage: greeter_client [--addr URL] [--ca PEM_FILE] [--name NAME] [--method hello|admin] \
-[--token JWT] [--basic USER:PASSWORD] [--api-key KEY] [--jwt-key PEM_FILE --jwt-issuer ISS] [--insecure-plaintext]";
+[--token JWT] [--basic USER:PASSWORD] [--api-key KEY] [--hmac KEY_ID=SECRET] [--jwt-key PEM_FILE --jwt-issuer ISS] [--insecure-plaintext]";
 
 struct Args {
     addr: String,
@@ -58,6 +59,14 @@ fn parse() -> Result<Args, String> {
             }
             "--api-key" => {
                 a.creds = std::mem::take(&mut a.creds).with(ApiKeyCredentials::new(value()?))
+            }
+            "--hmac" => {
+                let v = value()?;
+                // A key id may end in base64 padding: split after the first run of `=`.
+                let start = v.find('=').ok_or("--hmac takes KEY_ID=SECRET")?;
+                let run = v[start..].bytes().take_while(|&b| b == b'=').count();
+                let (id, secret) = v.split_at(start + run - 1);
+                a.creds = std::mem::take(&mut a.creds).with(HmacSigner::new(id, &secret[1..]));
             }
             "--jwt-key" => jwt_key = Some(read(value()?)?),
             "--jwt-issuer" => jwt_issuer = value()?,

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --example greeter_server -- --addr 127.0.0.1:50051 \
 //!     --jwt-hs256-secret s3cret --jwt-issuer https://issuer.example --jwt-audience greeter \
-//!     --basic-user ada:lovelace --api-key k-123=billing \
+//!     --basic-user ada:lovelace --api-key k-123=billing --hmac-key svc-a=s3cret \
 //!     --public /helloworld.Greeter/SayHello \
 //!     --require-scope /helloworld.Greeter/SayHelloAdmin=greeter.admin
 //! ```
@@ -13,10 +13,10 @@
 #[path = "support/greeter.rs"]
 mod greeter;
 
-use greeter::{ServerConfig, pair};
+use greeter::{ServerConfig, key_secret, pair};
 
 const USAGE: &str = "usage: greeter_server [--addr HOST:PORT] [--jwt-hs256-secret S] [--jwt-public-key PEM_FILE]... \
-[--jwt-issuer ISS] [--jwt-audience AUD] [--basic-user USER:PASSWORD]... [--api-key KEY=PRINCIPAL]... \
+[--jwt-issuer ISS] [--jwt-audience AUD] [--basic-user USER:PASSWORD]... [--api-key KEY=PRINCIPAL]... [--hmac-key KEY_ID=SECRET]... \
 [--public METHOD_PATH]... [--require-scope METHOD_PATH=SCOPE]... [--tls-cert PEM --tls-key PEM]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<(String, ServerConfig), String> {
@@ -42,6 +42,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<(String, ServerConfig), S
             "--jwt-audience" => c.jwt_audience = Some(value()?),
             "--basic-user" => c.basic_users.push(pair(&value()?, ':')?),
             "--api-key" => c.api_keys.push(pair(&value()?, '=')?),
+            "--hmac-key" => c.hmac_keys.push(key_secret(&value()?)?),
             "--public" => c.public.push(value()?),
             "--require-scope" => c.require_scope.push(pair(&value()?, '=')?),
             "--tls-cert" => tls_cert = Some(read(&value()?)?),

@@ -1,7 +1,7 @@
 //! # grpc-auth
 //!
 //! Authentication for [tonic] gRPC servers: a tower layer that checks each call's
-//! metadata (JWT, Basic, API keys, or your own check), applies a per-method policy,
+//! metadata (JWT, Basic, API keys, HMAC signatures, or your own check), applies a per-method policy,
 //! puts the authenticated [`Principal`] in the request extensions, and answers
 //! failures with the status codes gRPC prescribes.
 //!

@@ -40,6 +40,7 @@ async fn server() -> Channel {
             ),
         ],
         api_keys: vec![("k-123".into(), "billing".into())],
+        hmac_keys: vec![],
         public: vec![],
         tls: None,
         require_scope: vec![(

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use grpc_auth::authn::hmac::{HmacAuthenticator, HmacVerifier, StaticHmacKeys};
 use grpc_auth::authn::jwt::{JwtAuthenticator, JwtKey, StaticKeys};
 use grpc_auth::authn::{
     ApiKeyAuthenticator, BasicAuthenticator, BoxAuthenticator, NoAuthenticator,
@@ -62,6 +63,8 @@ pub struct ServerConfig {
     pub basic_users: Vec<(String, String)>,
     /// `(key, principal)`.
     pub api_keys: Vec<(String, String)>,
+    /// `(key id, secret)` for HMAC signatures; the secret's bytes are the key as given.
+    pub hmac_keys: Vec<(String, String)>,
     pub public: Vec<String>,
     /// `(method path, scope)`.
     pub require_scope: Vec<(String, String)>,
@@ -74,6 +77,17 @@ pub fn pair(s: &str, sep: char) -> Result<(String, String), String> {
     s.split_once(sep)
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
         .ok_or_else(|| format!("expected `a{sep}b`, got {s:?}"))
+}
+
+/// Parses `KEY_ID=SECRET`. A key id may end in base64 padding (`eyJ...fQ==`): the split
+/// is at the last `=` of the first run of `=`, so `abc===s3cret` is `("abc==", "s3cret")`.
+pub fn key_secret(s: &str) -> Result<(String, String), String> {
+    let start = s
+        .find('=')
+        .ok_or_else(|| format!("expected `KEY_ID=SECRET`, got {s:?}"))?;
+    let run = s[start..].bytes().take_while(|&b| b == b'=').count();
+    let (id, secret) = s.split_at(start + run - 1);
+    Ok((id.to_owned(), secret[1..].to_owned()))
 }
 
 fn pem_key(pem: &[u8]) -> Result<JwtKey, String> {
@@ -139,6 +153,12 @@ impl ServerConfig {
                 keys = keys.key(key, who);
             }
             auth = auth.or(keys).boxed();
+        }
+        if !self.hmac_keys.is_empty() {
+            let keys: StaticHmacKeys = self.hmac_keys.iter().cloned().collect();
+            auth = auth
+                .or(HmacAuthenticator::new(HmacVerifier::new(keys)))
+                .boxed();
         }
         Ok(auth)
     }

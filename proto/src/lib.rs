@@ -5,3 +5,8 @@
 pub mod helloworld {
     tonic::include_proto!("helloworld");
 }
+
+/// Tyk Gateway's coprocess protocol (`coprocess.Dispatcher`), for the Tyk plugin example.
+pub mod coprocess {
+    tonic::include_proto!("coprocess");
+}

@@ -28,6 +28,7 @@
 mod api_key;
 mod basic;
 mod compose;
+pub mod hmac;
 pub mod jwt;
 mod request;
 
@@ -40,6 +41,7 @@ use http::HeaderMap;
 pub use api_key::ApiKeyAuthenticator;
 pub use basic::{BasicAuthenticator, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 pub use compose::{AllOf, AnyOf};
+pub use hmac::{HmacAuthenticator, HmacVerifier};
 pub use jwt::JwtAuthenticator;
 pub use request::{AuthRequest, Authorization, DEFAULT_MAX_VALUE_LEN};
 

@@ -15,7 +15,8 @@
 //!
 //! - Credentials: [`BearerToken`], [`BasicCredentials`], [`ApiKeyCredentials`],
 //!   [`TokenSourceCredentials`] (a refreshing, single-flight cache over your
-//!   [`TokenSource`]), [`JwtAccessCredentials`] (self-signed JWTs per audience), and
+//!   [`TokenSource`]), [`JwtAccessCredentials`] (self-signed JWTs per audience),
+//!   [`HmacSigner`] (a Tyk-compatible HMAC signature over the method and date), and
 //!   [`Composite`].
 //! - Attach them with [`CredentialsLayer`] (any credential, async) or
 //!   [`CredentialsInterceptor`] (static ones, as a tonic `Interceptor`); give one call its
@@ -31,11 +32,13 @@ mod api_key;
 mod basic;
 mod bearer;
 mod composite;
+mod hmac;
 mod interceptor;
 mod jwt_access;
 mod layer;
 mod token_source;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -48,6 +51,7 @@ pub use api_key::ApiKeyCredentials;
 pub use basic::BasicCredentials;
 pub use bearer::BearerToken;
 pub use composite::Composite;
+pub use hmac::{DEFAULT_NONCE_HEADER, HmacSigner};
 pub use interceptor::CredentialsInterceptor;
 pub use jwt_access::JwtAccessCredentials;
 pub use layer::{CredentialsLayer, CredentialsService, PerCallCredentials};
@@ -65,6 +69,8 @@ pub struct CallContext<'a> {
     origin: &'a str,
     service: &'a str,
     method_name: &'a str,
+    /// The whole request path when known (`for_path`), else empty.
+    path: &'a str,
     secure: bool,
 }
 
@@ -75,6 +81,7 @@ impl<'a> CallContext<'a> {
             origin: service_url,
             service: "",
             method_name,
+            path: "",
             secure,
         }
     }
@@ -87,6 +94,7 @@ impl<'a> CallContext<'a> {
             origin,
             service,
             method_name,
+            path,
             secure,
         }
     }
@@ -99,6 +107,25 @@ impl<'a> CallContext<'a> {
     /// The method's name, e.g. `SayHello`.
     pub fn method_name(&self) -> &'a str {
         self.method_name
+    }
+
+    /// The method path, `/package.Service/Method` (what HMAC signs as the request target).
+    ///
+    /// Borrowed for calls through [`CredentialsLayer`]; formed from the service URL for a
+    /// context made with [`CallContext::new`].
+    pub fn method_path(&self) -> Cow<'a, str> {
+        if !self.path.is_empty() {
+            return Cow::Borrowed(self.path);
+        }
+        // `new`: the origin is the whole service URL; its path starts after the authority.
+        let after_scheme = self
+            .origin
+            .split_once("://")
+            .map_or(self.origin, |(_, rest)| rest);
+        let service = after_scheme
+            .find('/')
+            .map_or("", |i| after_scheme.split_at(i).1);
+        Cow::Owned(format!("{service}/{}", self.method_name))
     }
 
     /// Whether the channel is secure (TLS).
@@ -295,6 +322,20 @@ mod tests {
             (ctx.service_url().as_str(), ctx.method_name()),
             ("https://g.example/helloworld.Greeter", "SayHello")
         );
+        assert_eq!(ctx.method_path(), "/helloworld.Greeter/SayHello");
+        assert!(matches!(ctx.method_path(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn method_path_is_formed_from_a_service_url() {
+        let ctx = CallContext::new(
+            "https://g.example:8443/helloworld.Greeter",
+            "SayHello",
+            true,
+        );
+        assert_eq!(ctx.method_path(), "/helloworld.Greeter/SayHello");
+        let ctx = CallContext::new("https://g.example", "SayHello", true);
+        assert_eq!(ctx.method_path(), "/SayHello");
     }
 
     #[test]
