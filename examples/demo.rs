@@ -23,6 +23,21 @@ use tonic_health::pb::health_client::HealthClient;
 const SECRET: &str = "demo-hs256-secret-0123456789abcdef";
 const ISS: &str = "https://issuer.demo";
 const AUD: &str = "greeter";
+const HMAC_SECRET: &str = "demo-hmac-secret";
+
+/// The metadata an HMAC signer adds to a SayHello call (date, x-nonce, authorization).
+fn hmac_signed(key_id: &str, secret: &str) -> Vec<(&'static str, String)> {
+    let mut md = http::HeaderMap::new();
+    if let Err(e) = grpc_auth::credentials::HmacSigner::new(key_id, secret.to_owned())
+        .sign("/helloworld.Greeter/SayHello", &mut md)
+    {
+        eprintln!("demo: could not sign: {e}");
+    }
+    ["date", "x-nonce", "authorization"]
+        .into_iter()
+        .filter_map(|k| Some((k, md.get(k)?.to_str().ok()?.to_owned())))
+        .collect()
+}
 
 struct Case {
     name: &'static str,
@@ -86,6 +101,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         jwt_audience: Some(AUD.into()),
         basic_users: vec![("grace".into(), "hopper".into())],
         api_keys: vec![("k-123".into(), "billing-service".into())],
+        hmac_keys: vec![("svc-a".into(), HMAC_SECRET.into())],
         require_scope: vec![(
             "/helloworld.Greeter/SayHelloAdmin".into(),
             "greeter.admin".into(),
@@ -113,6 +129,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     );
     let basic = base64::engine::general_purpose::STANDARD.encode("grace:hopper");
 
+    let signed = hmac_signed("svc-a", HMAC_SECRET);
     use Method::*;
     let cases = vec![
         Case {
@@ -179,6 +196,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             expect_text: "invalid API key",
         },
         Case {
+            name: "HMAC-signed call",
+            method: Hello,
+            metadata: signed.clone(),
+            expect: Code::Ok,
+            expect_text: "authenticated as svc-a via hmac",
+        },
+        Case {
+            name: "HMAC signature replayed",
+            method: Hello,
+            metadata: signed,
+            expect: Code::Unauthenticated,
+            expect_text: "replay",
+        },
+        Case {
+            name: "HMAC signed with a wrong secret",
+            method: Hello,
+            metadata: hmac_signed("svc-a", "not-the-secret"),
+            expect: Code::Unauthenticated,
+            expect_text: "HMAC signature mismatch",
+        },
+        Case {
             name: "JWT lacking a scope",
             method: Admin,
             metadata: bearer(valid),
@@ -239,7 +277,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     Ok(())
 }
 
-const CLIENT_CASES: usize = 5;
+const CLIENT_CASES: usize = 6;
 
 /// Counts fetches; token n has `sub` "token-n" and lives 120 s on the demo's clock.
 struct DemoSource {
@@ -355,6 +393,17 @@ async fn client_side(
         .await,
         Code::Ok,
         "authenticated as grace via basic",
+    ));
+    results.push((
+        "HMAC signer (one signature per call)",
+        hello(
+            channel.clone(),
+            CredentialsLayer::new(HmacSigner::new("svc-a", HMAC_SECRET), target.clone())
+                .allow_plaintext(),
+        )
+        .await,
+        Code::Ok,
+        "authenticated as svc-a via hmac",
     ));
     let mut failures = 0;
     for (name, (code, text), expect, expect_text) in &results {
