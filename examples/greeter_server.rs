@@ -9,6 +9,10 @@
 //! ```
 //! `/grpc.health.v1.Health/*` is always public. A `--basic-user` password that starts
 //! with `$argon2` is read as a PHC hash.
+//!
+//! Remote keys instead of `--jwt-hs256-secret`/`--jwt-public-key`: `--jwks-url URL`
+//! (its tokens' issuer is `--jwt-issuer`) or `--oidc-issuer ISSUER` (OpenID Connect
+//! discovery), repeatable; several sources are chosen by the token's `iss`.
 
 #[path = "support/greeter.rs"]
 mod greeter;
@@ -16,7 +20,7 @@ mod greeter;
 use greeter::{ServerConfig, key_secret, pair};
 
 const USAGE: &str = "usage: greeter_server [--addr HOST:PORT] [--jwt-hs256-secret S] [--jwt-public-key PEM_FILE]... \
-[--jwt-issuer ISS] [--jwt-audience AUD] [--basic-user USER:PASSWORD]... [--api-key KEY=PRINCIPAL]... [--hmac-key KEY_ID=SECRET]... \
+[--jwt-issuer ISS] [--jwt-audience AUD] [--jwks-url URL]... [--oidc-issuer ISSUER]... [--basic-user USER:PASSWORD]... [--api-key KEY=PRINCIPAL]... [--hmac-key KEY_ID=SECRET]... \
 [--public METHOD_PATH]... [--require-scope METHOD_PATH=SCOPE]... [--tls-cert PEM --tls-key PEM]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<(String, ServerConfig), String> {
@@ -40,6 +44,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<(String, ServerConfig), S
             }
             "--jwt-issuer" => c.jwt_issuer = Some(value()?),
             "--jwt-audience" => c.jwt_audience = Some(value()?),
+            "--jwks-url" => c.jwks_urls.push(value()?),
+            "--oidc-issuer" => c.oidc_issuers.push(value()?),
             "--basic-user" => c.basic_users.push(pair(&value()?, ':')?),
             "--api-key" => c.api_keys.push(pair(&value()?, '=')?),
             "--hmac-key" => c.hmac_keys.push(key_secret(&value()?)?),

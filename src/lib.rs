@@ -36,9 +36,10 @@
 //! [`policy`] (per-method rules), [`Principal`], [`AuthError`], [`Secret`], [`clock`].
 //!
 //! ## Crate features
-//! - `aws-lc-rs` (default): jsonwebtoken verifies with aws-lc-rs.
-//! - `rust-crypto`: jsonwebtoken's pure-Rust backend (slower; RS256 about 4x).
-//!   When both are enabled, aws-lc-rs is used.
+//! - `aws-lc-rs` (default): jsonwebtoken verifies with aws-lc-rs, and rustls fetches
+//!   remote keys (JWKS) with it.
+//! - `rust-crypto`: jsonwebtoken's pure-Rust backend (slower; RS256 about 4x), and
+//!   rustls's ring provider for JWKS. When both are enabled, aws-lc-rs is used.
 
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]

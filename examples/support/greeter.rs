@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use grpc_auth::authn::hmac::{HmacAuthenticator, HmacVerifier, StaticHmacKeys};
-use grpc_auth::authn::jwt::{JwtAuthenticator, JwtKey, StaticKeys};
+use grpc_auth::authn::jwt::{
+    IssuerKeys, JwksKeys, JwtAuthenticator, JwtKey, KeySource, StaticKeys,
+};
 use grpc_auth::authn::{
     ApiKeyAuthenticator, BasicAuthenticator, BoxAuthenticator, NoAuthenticator,
 };
@@ -57,8 +59,14 @@ pub struct ServerConfig {
     pub jwt_hs256_secret: Option<String>,
     /// PEM public keys (RSA: RS256/PS256, EC: ES256/ES384, Ed25519: EdDSA).
     pub jwt_public_keys: Vec<Vec<u8>>,
+    /// Checked against `iss`; also the issuer of a `--jwks-url` key set.
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
+    /// JWKS URLs (remote keys instead of the static ones above).
+    pub jwks_urls: Vec<String>,
+    /// Issuers whose keys are found by OpenID Connect discovery; several are routed
+    /// by the token's `iss`.
+    pub oidc_issuers: Vec<String>,
     /// `(user, password)`; a password starting with `$argon2` is a PHC hash.
     pub basic_users: Vec<(String, String)>,
     /// `(key, principal)`.
@@ -124,7 +132,14 @@ impl ServerConfig {
             keys = keys.with(pem_key(pem)?);
             any_jwt = true;
         }
-        if any_jwt {
+        if !self.jwks_urls.is_empty() || !self.oidc_issuers.is_empty() {
+            if any_jwt {
+                return Err("--jwks-url/--oidc-issuer cannot be combined with \
+                    --jwt-hs256-secret/--jwt-public-key"
+                    .into());
+            }
+            auth = auth.or(self.remote_jwt()?).boxed();
+        } else if any_jwt {
             let mut jwt = JwtAuthenticator::new(keys);
             if let Some(iss) = &self.jwt_issuer {
                 jwt = jwt.issuer(iss);
@@ -161,6 +176,43 @@ impl ServerConfig {
                 .boxed();
         }
         Ok(auth)
+    }
+
+    /// JWT with remote keys: one source alone, or several routed by `iss` (each
+    /// `--oidc-issuer` under its own issuer, a `--jwks-url` under `--jwt-issuer`).
+    fn remote_jwt(&self) -> Result<BoxAuthenticator, String> {
+        let mut sources = Vec::new();
+        for url in &self.jwks_urls {
+            let keys = JwksKeys::builder(url).build().map_err(|e| e.to_string())?;
+            sources.push((self.jwt_issuer.clone(), keys));
+        }
+        for iss in &self.oidc_issuers {
+            let keys = JwksKeys::discover(iss).build().map_err(|e| e.to_string())?;
+            sources.push((Some(iss.clone()), keys));
+        }
+        if let [(iss, keys)] = &sources[..] {
+            let mut jwt = JwtAuthenticator::new(keys.clone());
+            if let Some(iss) = iss {
+                jwt = jwt.issuer(iss);
+            }
+            return Ok(self.with_audience(jwt).boxed());
+        }
+        let mut by_issuer = IssuerKeys::new();
+        for (iss, keys) in sources {
+            let iss = iss.ok_or("with several key sources, a --jwks-url needs --jwt-issuer")?;
+            if by_issuer.get(&iss).is_some() {
+                return Err(format!("two key sources for issuer {iss}"));
+            }
+            by_issuer = by_issuer.issuer(iss, keys);
+        }
+        Ok(self.with_audience(JwtAuthenticator::new(by_issuer)).boxed())
+    }
+
+    fn with_audience<K: KeySource>(&self, jwt: JwtAuthenticator<K>) -> JwtAuthenticator<K> {
+        match &self.jwt_audience {
+            Some(aud) => jwt.audience(aud),
+            None => jwt,
+        }
     }
 
     /// The policy: health checks and `--public` methods are public, `--require-scope`

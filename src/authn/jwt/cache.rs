@@ -202,7 +202,7 @@ mod tests {
 
         use crate::AuthError;
         use crate::authn::jwt::{
-            JwtAuthenticator, JwtKey, KeySet, KeySource, install_crypto_provider,
+            JwtAuthenticator, JwtKey, KeyQuery, KeySet, KeySource, install_crypto_provider,
         };
         use crate::authn::{AuthRequest, Authenticator};
         use crate::clock::ManualClock;
@@ -234,7 +234,7 @@ mod tests {
         }
 
         impl KeySource for Counting {
-            async fn keys(&self, _kid: Option<&str>) -> Result<Arc<KeySet>, AuthError> {
+            async fn keys(&self, _query: KeyQuery<'_>) -> Result<Arc<KeySet>, AuthError> {
                 self.lookups.fetch_add(1, Ordering::SeqCst);
                 Ok(self.keys.lock().unwrap().clone())
             }

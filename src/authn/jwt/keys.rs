@@ -1,10 +1,12 @@
 //! JWT verification keys: [`JwtKey`], [`KeySet`] and the [`KeySource`] the
-//! authenticator asks for them.
+//! authenticator asks for them with a [`KeyQuery`].
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
@@ -51,7 +53,8 @@ impl JwtKey {
     }
 
     /// A key from a JWK; its `kid` is kept and its algorithm taken from `alg`, or
-    /// from the key type when that names one (EC P-256/P-384, OKP Ed25519).
+    /// from the key type when that names one (EC P-256/P-384, OKP Ed25519). An EC
+    /// key's `alg` must fit its curve.
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
         use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve};
         let key = DecodingKey::from_jwk(jwk)?;
@@ -65,6 +68,15 @@ impl JwtKey {
             (None, AlgorithmParameters::OctetKeyPair(_)) => Algorithm::EdDSA,
             _ => return Err(KeyError::NoAlgorithm),
         };
+        if let AlgorithmParameters::EllipticCurve(ec) = &jwk.algorithm {
+            let fits = matches!(
+                (&ec.curve, alg),
+                (EllipticCurve::P256, Algorithm::ES256) | (EllipticCurve::P384, Algorithm::ES384)
+            );
+            if !fits {
+                return Err(KeyError::AlgorithmMismatch(alg));
+            }
+        }
         let mut k = Self::checked(key, alg)?;
         k.kid = jwk.common.key_id.clone();
         Ok(k)
@@ -149,33 +161,162 @@ impl KeySet {
         self.keys.iter().any(|k| k.kid() == Some(kid))
     }
 
-    /// The keys a token with `kid` and `alg` may be verified with: the key with that
-    /// id, or without an id every key that allows `alg`.
+    /// The keys a token with `kid` and `alg` may be verified with: every key with
+    /// that id (the caller still checks that it allows `alg`); without an id, the one
+    /// key that allows `alg`, and only if there is exactly one.
+    ///
+    /// Fails `UNAUTHENTICATED` with "unknown token key id", "no key for the token's
+    /// algorithm", or, for a token without `kid` that several keys could verify,
+    /// "token has no key id and several keys fit".
     pub fn candidates<'a>(
         &'a self,
         kid: Option<&'a str>,
         alg: Algorithm,
-    ) -> impl Iterator<Item = &'a JwtKey> + 'a {
-        self.keys.iter().filter(move |k| match kid {
-            Some(kid) => k.kid() == Some(kid),
-            None => k.allows(alg),
-        })
+    ) -> Result<impl Iterator<Item = &'a JwtKey> + 'a, AuthError> {
+        let keys: &[JwtKey] = match kid {
+            Some(kid) if self.contains_kid(kid) => &self.keys,
+            Some(_) => return Err(AuthError::unauthenticated("unknown token key id")),
+            None => {
+                let mut fit = self.keys.iter().filter(|k| k.allows(alg));
+                match (fit.next(), fit.next()) {
+                    (Some(only), None) => std::slice::from_ref(only),
+                    (None, _) => {
+                        return Err(AuthError::unauthenticated(
+                            "no key for the token's algorithm",
+                        ));
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(AuthError::unauthenticated(
+                            "token has no key id and several keys fit",
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(keys
+            .iter()
+            .filter(move |k| kid.is_none_or(|kid| k.kid() == Some(kid))))
     }
 }
 
-/// Where the JWT authenticator gets its keys: static keys here, JWKS and OpenID
-/// Connect discovery elsewhere.
+/// What the authenticator asks a [`KeySource`] for: the token header's `kid` and
+/// `alg`, and, read on request from the not yet verified payload, its `iss`.
+///
+/// ```
+/// use grpc_auth::authn::jwt::KeyQuery;
+/// use jsonwebtoken::Algorithm;
+/// let q = KeyQuery::new(Some("k1"), Algorithm::RS256).with_issuer("https://issuer.example");
+/// assert_eq!(q.kid(), Some("k1"));
+/// assert_eq!(q.unverified_issuer().unwrap().as_deref(), Some("https://issuer.example"));
+/// ```
+#[derive(Clone, Copy)]
+pub struct KeyQuery<'a> {
+    kid: Option<&'a str>,
+    alg: Algorithm,
+    issuer: Issuer<'a>,
+}
+
+impl fmt::Debug for KeyQuery<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("KeyQuery");
+        d.field("kid", &self.kid).field("alg", &self.alg);
+        match self.issuer {
+            Issuer::Given(iss) => d.field("iss", &iss),
+            // Not the payload: it is part of a credential.
+            Issuer::Payload(_) => d.field("iss", &format_args!("(in the token)")),
+        };
+        d.finish()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Issuer<'a> {
+    Given(Option<&'a str>),
+    /// The token's base64url payload, decoded only if a source asks.
+    Payload(&'a str),
+}
+
+impl<'a> KeyQuery<'a> {
+    /// A query for a token whose header has `kid` and `alg`, without an issuer.
+    pub fn new(kid: Option<&'a str>, alg: Algorithm) -> Self {
+        Self {
+            kid,
+            alg,
+            issuer: Issuer::Given(None),
+        }
+    }
+
+    /// Sets the issuer the query reports.
+    pub fn with_issuer(mut self, iss: &'a str) -> Self {
+        self.issuer = Issuer::Given(Some(iss));
+        self
+    }
+
+    /// A query for a token with this header and base64url `payload`.
+    pub(crate) fn from_token(kid: Option<&'a str>, alg: Algorithm, payload: &'a str) -> Self {
+        Self {
+            kid,
+            alg,
+            issuer: Issuer::Payload(payload),
+        }
+    }
+
+    /// The token's key id.
+    pub fn kid(&self) -> Option<&'a str> {
+        self.kid
+    }
+
+    /// The token's algorithm.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The token's `iss`, read from its payload before the signature is checked:
+    /// good for picking keys, never for trusting. `Ok(None)` if it has none; an
+    /// `UNAUTHENTICATED` error if the payload is not a JSON object or `iss` is not a
+    /// string.
+    pub fn unverified_issuer(&self) -> Result<Option<String>, AuthError> {
+        #[derive(serde::Deserialize)]
+        struct Iss {
+            iss: Option<serde_json::Value>,
+        }
+        let payload = match self.issuer {
+            Issuer::Given(iss) => return Ok(iss.map(str::to_owned)),
+            Issuer::Payload(payload) => payload,
+        };
+        let malformed = || AuthError::unauthenticated("malformed token");
+        let json = URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .map_err(|_| malformed())?;
+        if json.trim_ascii_start().first() != Some(&b'{') {
+            return Err(malformed());
+        }
+        match serde_json::from_slice::<Iss>(&json)
+            .map_err(|_| malformed())?
+            .iss
+        {
+            None => Ok(None),
+            Some(serde_json::Value::String(iss)) => Ok(Some(iss)),
+            Some(_) => Err(AuthError::unauthenticated("invalid token issuer")),
+        }
+    }
+}
+
+/// Where the JWT authenticator gets its keys: [`StaticKeys`], a JWKS URL or OpenID
+/// Connect discovery ([`JwksKeys`](super::JwksKeys)), several issuers
+/// ([`IssuerKeys`](super::IssuerKeys)), or your own.
 pub trait KeySource: Send + Sync + 'static {
-    /// The current keys. `kid` is the token's key id, so a remote source can refetch
-    /// when it does not know it. A source whose keys cannot be had fails `UNAVAILABLE`.
+    /// The current keys for a token described by `query`: a remote source refetches
+    /// when it does not know the `kid`; a multi-issuer source picks by the issuer. A
+    /// source whose keys cannot be had fails `UNAVAILABLE`.
     fn keys(
         &self,
-        kid: Option<&str>,
+        query: KeyQuery<'_>,
     ) -> impl Future<Output = Result<Arc<KeySet>, AuthError>> + Send;
 
     /// A number that changes whenever the set of usable keys changes (a key added or
-    /// removed), so that cached verifications made under old keys are redone. Fixed
-    /// keys never change: the default is 0.
+    /// removed), and not on a refresh that finds the same keys; `0` for keys that
+    /// never change. A cache of verified tokens re-verifies when it moved.
     fn generation(&self) -> u64 {
         0
     }
@@ -213,7 +354,7 @@ impl From<JwtKey> for StaticKeys {
 }
 
 impl KeySource for StaticKeys {
-    async fn keys(&self, _kid: Option<&str>) -> Result<Arc<KeySet>, AuthError> {
+    async fn keys(&self, _query: KeyQuery<'_>) -> Result<Arc<KeySet>, AuthError> {
         Ok(self.0.clone())
     }
 }

@@ -22,6 +22,9 @@
 //! string), roles from `roles`, and the whole payload as claims.
 
 mod cache;
+mod discovery;
+mod issuers;
+mod jwks;
 mod keys;
 
 use std::fmt;
@@ -34,7 +37,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use cache::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
-pub use keys::{JwtKey, KeyError, KeySet, KeySource, StaticKeys};
+pub use issuers::IssuerKeys;
+pub use jwks::{JwksError, JwksKeys, JwksKeysBuilder};
+pub use keys::{JwtKey, KeyError, KeyQuery, KeySet, KeySource, StaticKeys};
 
 use cache::TokenCache;
 
@@ -184,10 +189,13 @@ impl<K: KeySource> JwtAuthenticator<K> {
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| malformed())?;
         let kid = header.kid.as_deref();
-        let keys = self.keys.keys(kid).await?;
+        let keys = self
+            .keys
+            .keys(KeyQuery::from_token(kid, header.alg, payload))
+            .await?;
         let mut failure = None;
         let mut verified = false;
-        for key in keys.candidates(kid, header.alg) {
+        for key in keys.candidates(kid, header.alg)? {
             if !key.allows(header.alg) {
                 failure.get_or_insert(AuthError::unauthenticated("token algorithm not allowed"));
                 continue;
@@ -207,10 +215,9 @@ impl<K: KeySource> JwtAuthenticator<K> {
             }
         }
         if !verified {
-            return Err(failure.unwrap_or_else(|| match kid {
-                Some(_) => AuthError::unauthenticated("unknown token key id"),
-                None => AuthError::unauthenticated("no key for the token's algorithm"),
-            }));
+            return Err(
+                failure.unwrap_or_else(|| AuthError::unauthenticated("invalid token signature"))
+            );
         }
         let payload = URL_SAFE_NO_PAD
             .decode(payload.trim_end_matches('='))

@@ -995,7 +995,9 @@ async fn kid_does_not_match_keys_without_a_kid() {
 }
 
 #[tokio::test]
-async fn without_kid_every_key_for_the_algorithm_is_tried() {
+async fn without_kid_two_keys_for_the_algorithm_are_not_tried() {
+    // Without a kid, a token is tried only against the single key that allows its
+    // algorithm: with two, even a token one of them signed is refused.
     let auth = with_clock(two_hmac_keys_with_kids());
     for secret in [SECRET, SECRET2] {
         let token = sign_with(
@@ -1004,8 +1006,27 @@ async fn without_kid_every_key_for_the_algorithm_is_tried() {
             &claims(),
             &EncodingKey::from_secret(secret),
         );
-        assert_eq!(accept(&auth, &token).await.subject(), "ada");
+        assert_eq!(
+            reject(&auth, &token).await,
+            "token has no key id and several keys fit"
+        );
     }
+    // Two keys of the same type without ids: likewise.
+    let auth = with_clock(
+        StaticKeys::new()
+            .with(hmac_key())
+            .with(JwtKey::secret(Algorithm::HS256, SECRET2).unwrap()),
+    );
+    assert_eq!(
+        reject(&auth, &hs256(&claims())).await,
+        "token has no key id and several keys fit"
+    );
+}
+
+#[tokio::test]
+async fn without_kid_the_single_key_for_the_algorithm_is_tried() {
+    let auth = with_clock(StaticKeys::from(hmac_key().with_kid("k1")));
+    assert_eq!(accept(&auth, &hs256(&claims())).await.subject(), "ada");
     let token = sign_with(
         Algorithm::HS256,
         None,
@@ -1031,21 +1052,35 @@ async fn without_kid_keys_of_other_algorithms_are_skipped() {
 }
 
 #[tokio::test]
-async fn claim_error_of_the_matching_key_is_reported_over_later_signature_failures() {
-    // SECRET's key comes first and verifies the signature; the token fails on its
-    // issuer, then SECRET2's key fails on the signature and overwrites that error.
-    let auth = with_clock(
+async fn claim_error_of_the_matching_key_is_reported_over_other_keys_signature_failures() {
+    // Two keys share the token's kid: whichever order they come in, the one that
+    // verifies the signature decides, and the token then fails on its issuer.
+    let token = sign_with(
+        Algorithm::HS256,
+        Some("k"),
+        &json!({ "sub": "ada", "exp": NOW + 3600, "iss": "https://evil.example" }),
+        &EncodingKey::from_secret(SECRET),
+    );
+    let other = || {
+        JwtKey::secret(Algorithm::HS256, SECRET2)
+            .unwrap()
+            .with_kid("k")
+    };
+    for keys in [
         StaticKeys::new()
-            .with(hmac_key())
-            .with(JwtKey::secret(Algorithm::HS256, SECRET2).unwrap()),
-    )
-    .issuer(ISSUER);
-    let token = hs256(&json!({ "sub": "ada", "exp": NOW + 3600, "iss": "https://evil.example" }));
-    assert_eq!(reject(&auth, &token).await, "invalid token issuer");
+            .with(hmac_key().with_kid("k"))
+            .with(other()),
+        StaticKeys::new()
+            .with(other())
+            .with(hmac_key().with_kid("k")),
+    ] {
+        let auth = with_clock(keys).issuer(ISSUER);
+        assert_eq!(reject(&auth, &token).await, "invalid token issuer");
+    }
 }
 
 #[test]
-fn key_set_finds_candidates_by_kid_or_algorithm() {
+fn key_set_finds_candidates_by_kid_or_the_single_key_for_the_algorithm() {
     let set = KeySet::new(vec![
         hmac_key().with_kid("h"),
         rsa_key().with_kid("r"),
@@ -1054,13 +1089,77 @@ fn key_set_finds_candidates_by_kid_or_algorithm() {
     assert_eq!(set.keys().len(), 3);
     assert!(set.contains_kid("h"));
     assert!(!set.contains_kid("x"));
-    let by_kid: Vec<_> = set.candidates(Some("r"), Algorithm::HS256).collect();
+    // By kid: the key with that id, whatever the algorithm (the caller checks it).
+    let by_kid: Vec<_> = set
+        .candidates(Some("r"), Algorithm::HS256)
+        .unwrap()
+        .collect();
     assert_eq!(by_kid.len(), 1);
     assert_eq!(by_kid[0].kid(), Some("r"));
-    let by_alg: Vec<_> = set.candidates(None, Algorithm::RS256).collect();
-    assert_eq!(by_alg.len(), 2);
-    assert_eq!(set.candidates(None, Algorithm::ES256).count(), 0);
-    assert_eq!(set.candidates(Some("x"), Algorithm::RS256).count(), 0);
+    // Without kid: the one key that allows the algorithm...
+    let by_alg: Vec<_> = set.candidates(None, Algorithm::HS256).unwrap().collect();
+    assert_eq!(by_alg.len(), 1);
+    assert_eq!(by_alg[0].kid(), Some("h"));
+    // ...and none when two keys allow it.
+    let refused = |kid, alg| set.candidates(kid, alg).err().map(|e| e.to_string());
+    assert_eq!(
+        refused(None, Algorithm::RS256).as_deref(),
+        Some("token has no key id and several keys fit")
+    );
+    assert_eq!(
+        refused(None, Algorithm::ES256).as_deref(),
+        Some("no key for the token's algorithm")
+    );
+    assert_eq!(
+        refused(Some("x"), Algorithm::RS256).as_deref(),
+        Some("unknown token key id")
+    );
+}
+
+#[test]
+fn key_query_reads_the_unverified_issuer_from_the_payload_on_request() {
+    let payload = |v: Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap());
+    let with = |p: &str| {
+        KeyQuery::from_token(Some("k"), Algorithm::RS256, p)
+            .unverified_issuer()
+            .map_err(|e| e.to_string())
+    };
+    let p = payload(json!({ "iss": ISSUER, "sub": "ada" }));
+    assert_eq!(with(&p), Ok(Some(ISSUER.to_owned())));
+    let p = payload(json!({ "sub": "ada" }));
+    assert_eq!(with(&p), Ok(None));
+    let p = payload(json!({ "iss": 7 }));
+    assert_eq!(with(&p), Err("invalid token issuer".to_owned()));
+    for garbage in ["***".to_owned(), payload(json!([1])), String::new()] {
+        assert_eq!(
+            with(&garbage),
+            Err("malformed token".to_owned()),
+            "{garbage}"
+        );
+    }
+    let q = KeyQuery::new(None, Algorithm::ES256);
+    assert_eq!((q.kid(), q.alg()), (None, Algorithm::ES256));
+    assert_eq!(q.unverified_issuer(), Ok(None));
+    assert_eq!(
+        q.with_issuer(ISSUER).unverified_issuer(),
+        Ok(Some(ISSUER.to_owned()))
+    );
+}
+
+#[test]
+fn static_keys_never_change_generation() {
+    assert_eq!(StaticKeys::from(hmac_key()).generation(), 0);
+}
+
+#[test]
+fn ec_jwk_whose_alg_does_not_fit_its_curve_is_refused() {
+    install_crypto_provider();
+    let signing = EncodingKey::from_ec_pem(EC256_PRIVATE).unwrap();
+    let mut jwk = Jwk::from_encoding_key(&signing, Algorithm::ES256).unwrap();
+    assert!(JwtKey::from_jwk(&jwk).is_ok());
+    jwk.common.key_algorithm = Some(jsonwebtoken::jwk::KeyAlgorithm::ES384);
+    let err = JwtKey::from_jwk(&jwk).unwrap_err();
+    assert_eq!(err.to_string(), "algorithm ES384 does not fit this key");
 }
 
 /// A key source that records the kids it is asked for, or fails.
@@ -1072,8 +1171,11 @@ struct RecordingKeys {
 }
 
 impl KeySource for RecordingKeys {
-    async fn keys(&self, kid: Option<&str>) -> Result<Arc<KeySet>, AuthError> {
-        self.asked.lock().unwrap().push(kid.map(str::to_owned));
+    async fn keys(&self, query: KeyQuery<'_>) -> Result<Arc<KeySet>, AuthError> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(query.kid().map(str::to_owned));
         if self.down {
             return Err(AuthError::unavailable("key server unreachable"));
         }
