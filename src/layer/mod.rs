@@ -1,5 +1,5 @@
 //! The server layer: [`AuthLayer`] wraps a service, [`AuthService`] authenticates
-//! each request against the [`Policy`](crate::Policy), and [`ResponseFuture`]
+//! each request against the [`Policy`], and [`ResponseFuture`]
 //! drives authentication then the inner call.
 //!
 //! ```no_run
