@@ -46,6 +46,7 @@ async fn server() -> Channel {
             "/helloworld.Greeter/SayHelloAdmin".into(),
             "greeter.admin".into(),
         )],
+        ..Default::default()
     };
     let addr = greeter::spawn(config).await;
     Channel::from_shared(format!("http://{addr}"))

@@ -30,6 +30,7 @@ mod basic;
 mod compose;
 pub mod jwt;
 mod request;
+pub mod token_exchange;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,6 +43,7 @@ pub use basic::{BasicAuthenticator, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 pub use compose::{AllOf, AnyOf};
 pub use jwt::JwtAuthenticator;
 pub use request::{AuthRequest, Authorization, DEFAULT_MAX_VALUE_LEN};
+pub use token_exchange::TokenExchange;
 
 use crate::{AuthError, Principal};
 
