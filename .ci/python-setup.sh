@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Python environment for the gRPC interop tests (tests/interop_python.rs,
-# tests/interop_python_client.rs): a virtualenv at $REPO/.venv with
+# tests/interop_python_client.rs, tests/interop_flight.rs): a virtualenv at $REPO/.venv with
 # tests/interop/requirements.txt installed. Idempotent: an up-to-date venv is left alone.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,5 +21,5 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$VENV/bin/python" -m pip install --quiet --require-virtualenv -r "$REQS"
 # Fail here, not in a test, if the install is unusable.
-"$VENV/bin/python" -c 'import grpc, grpc_tools.protoc, jwt'
+"$VENV/bin/python" -c 'import grpc, grpc_tools.protoc, jwt, pyarrow.flight'
 echo "$want" > "$STAMP"

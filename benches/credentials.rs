@@ -1,6 +1,7 @@
 //! The per-call cost of attaching call credentials through `CredentialsLayer`, in
 //! process: no credentials (the bare service), a static bearer, a cached token source,
-//! a composite of two, and an HMAC signer, in one run. The difference to `no_credentials` is the cost.
+//! a composite of two, an HMAC signer, and a logged-in `BasicLogin` (a credential that
+//! observes responses), in one run. The difference to `no_credentials` is the cost.
 //!
 //! ```text
 //! cargo bench --bench credentials
@@ -13,8 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use grpc_auth::credentials::{
-    ApiKeyCredentials, BearerToken, CallCredentials, Composite, CredentialsLayer, HmacSigner,
-    Token, TokenError, TokenSource, TokenSourceCredentials,
+    ApiKeyCredentials, BasicLogin, BearerToken, CallCredentials, Composite, CredentialsLayer,
+    HmacSigner, Token, TokenError, TokenSource, TokenSourceCredentials,
 };
 use http::{Request, Response};
 use tonic::body::Body;
@@ -38,6 +39,34 @@ impl Service<Request<Body>> for Sink {
         } else {
             http::StatusCode::ACCEPTED
         };
+        std::future::ready(Ok(res))
+    }
+}
+
+/// Like `Sink`, and answers a Basic login with a bearer token.
+#[derive(Clone)]
+struct LoginSink;
+
+impl Service<Request<Body>> for LoginSink {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<Body>, Infallible>>;
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let mut res = Response::new(Body::empty());
+        *res.status_mut() = http::StatusCode::ACCEPTED;
+        let login = req
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v.as_bytes().starts_with(b"Basic "));
+        if login {
+            res.headers_mut().insert(
+                "authorization",
+                http::HeaderValue::from_static("Bearer opaque-token"),
+            );
+        }
         std::future::ready(Ok(res))
     }
 }
@@ -127,6 +156,9 @@ fn benches(c: &mut Criterion) {
         with(HmacSigner::new("svc-a", "bench-secret")),
         accepted,
     );
+    let target: http::Uri = "https://greeter.example".parse().expect("uri");
+    let login = CredentialsLayer::new(BasicLogin::new("ada", "lovelace"), target).layer(LoginSink);
+    bench(c, &rt, "basic_login_token", login, accepted);
     bench(c, &rt, "no_credentials_again", Sink, http::StatusCode::OK);
 }
 

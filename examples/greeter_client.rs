@@ -5,11 +5,13 @@
 //! cargo run --example greeter_client -- --addr http://127.0.0.1:50051 --api-key k-123 --insecure-plaintext
 //! cargo run --example greeter_client -- --addr https://127.0.0.1:50051 --ca ca.pem --hmac svc-a=s3cret
 //! ```
-//! Several credential flags combine into one composite credential.
+//! Several credential flags combine into one composite credential. `--login USER:PASSWORD`
+//! logs in with Basic on the first call and sends the bearer the server answered with
+//! (a server started with `--issue-tokens`); `--calls N` makes N calls to show it.
 
 use grpc_auth::credentials::{
-    ApiKeyCredentials, BasicCredentials, BearerToken, Composite, CredentialsLayer, HmacSigner,
-    JwtAccessCredentials,
+    ApiKeyCredentials, BasicCredentials, BasicLogin, BearerToken, Composite, CredentialsLayer,
+    HmacSigner, JwtAccessCredentials,
 };
 use grpc_auth_protos::helloworld::HelloRequest;
 use grpc_auth_protos::helloworld::greeter_client::GreeterClient;
@@ -17,7 +19,8 @@ use jsonwebtoken::Algorithm;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 const USAGE: &str = "usage: greeter_client [--addr URL] [--ca PEM_FILE] [--name NAME] [--method hello|admin] \
-[--token JWT] [--basic USER:PASSWORD] [--api-key KEY] [--hmac KEY_ID=SECRET] [--jwt-key PEM_FILE --jwt-issuer ISS] [--insecure-plaintext]";
+[--token JWT] [--basic USER:PASSWORD] [--login USER:PASSWORD] [--api-key KEY] [--hmac KEY_ID=SECRET] [--jwt-key PEM_FILE --jwt-issuer ISS] \
+[--calls N] [--insecure-plaintext]";
 
 struct Args {
     addr: String,
@@ -26,6 +29,7 @@ struct Args {
     admin: bool,
     creds: Composite,
     insecure_plaintext: bool,
+    calls: u32,
 }
 
 fn parse() -> Result<Args, String> {
@@ -36,6 +40,7 @@ fn parse() -> Result<Args, String> {
         admin: false,
         creds: Composite::new(),
         insecure_plaintext: false,
+        calls: 1,
     };
     let mut jwt_key: Option<Vec<u8>> = None;
     let mut jwt_issuer = "greeter-client".to_owned();
@@ -56,6 +61,16 @@ fn parse() -> Result<Args, String> {
                 let v = value()?;
                 let (u, p) = v.split_once(':').ok_or("--basic takes USER:PASSWORD")?;
                 a.creds = std::mem::take(&mut a.creds).with(BasicCredentials::new(u, p));
+            }
+            "--login" => {
+                let v = value()?;
+                let (u, p) = v.split_once(':').ok_or("--login takes USER:PASSWORD")?;
+                a.creds = std::mem::take(&mut a.creds).with(BasicLogin::new(u, p));
+            }
+            "--calls" => {
+                a.calls = value()?
+                    .parse()
+                    .map_err(|_| "--calls takes a number".to_owned())?
             }
             "--api-key" => {
                 a.creds = std::mem::take(&mut a.creds).with(ApiKeyCredentials::new(value()?))
@@ -108,17 +123,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         layer = layer.allow_plaintext();
     }
     let mut client = GreeterClient::new(tower::ServiceBuilder::new().layer(layer).service(channel));
-    let req = HelloRequest { name: args.name };
-    let res = if args.admin {
-        client.say_hello_admin(req).await
-    } else {
-        client.say_hello(req).await
-    };
-    match res {
-        Ok(reply) => println!("{}", reply.into_inner().message),
-        Err(status) => {
-            println!("status: {:?}: {}", status.code(), status.message());
-            std::process::exit(1);
+    for _ in 0..args.calls.max(1) {
+        let req = HelloRequest {
+            name: args.name.clone(),
+        };
+        let res = if args.admin {
+            client.say_hello_admin(req).await
+        } else {
+            client.say_hello(req).await
+        };
+        match res {
+            Ok(reply) => println!("{}", reply.into_inner().message),
+            Err(status) => {
+                println!("status: {:?}: {}", status.code(), status.message());
+                std::process::exit(1);
+            }
         }
     }
     Ok(())

@@ -13,6 +13,10 @@
 //! Remote keys instead of `--jwt-hs256-secret`/`--jwt-public-key`: `--jwks-url URL`
 //! (its tokens' issuer is `--jwt-issuer`) or `--oidc-issuer ISSUER` (OpenID Connect
 //! discovery), repeatable; several sources are chosen by the token's `iss`.
+//!
+//! `--issue-tokens` answers Basic logins with `authorization: Bearer <token>` (HS256,
+//! 15 minutes), signed with `--token-secret` (32 bytes or more, shared by replicas) or a
+//! random key.
 
 #[path = "support/greeter.rs"]
 mod greeter;
@@ -21,7 +25,8 @@ use greeter::{ServerConfig, key_secret, pair};
 
 const USAGE: &str = "usage: greeter_server [--addr HOST:PORT] [--jwt-hs256-secret S] [--jwt-public-key PEM_FILE]... \
 [--jwt-issuer ISS] [--jwt-audience AUD] [--jwks-url URL]... [--oidc-issuer ISSUER]... [--basic-user USER:PASSWORD]... [--api-key KEY=PRINCIPAL]... [--hmac-key KEY_ID=SECRET]... \
-[--public METHOD_PATH]... [--require-scope METHOD_PATH=SCOPE]... [--tls-cert PEM --tls-key PEM]";
+[--public METHOD_PATH]... [--require-scope METHOD_PATH=SCOPE]... [--tls-cert PEM --tls-key PEM] \
+[--issue-tokens [--token-secret SECRET]]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<(String, ServerConfig), String> {
     let mut addr = "127.0.0.1:50051".to_owned();
@@ -53,9 +58,20 @@ fn parse(args: impl Iterator<Item = String>) -> Result<(String, ServerConfig), S
             "--require-scope" => c.require_scope.push(pair(&value()?, '=')?),
             "--tls-cert" => tls_cert = Some(read(&value()?)?),
             "--tls-key" => tls_key = Some(read(&value()?)?),
+            "--issue-tokens" => c.issue_tokens = true,
+            "--token-secret" => {
+                let secret = value()?;
+                c.token_keys = Some(
+                    grpc_auth::authn::token_exchange::TokenKeys::hs256("k1", secret.as_str())
+                        .map_err(|e| format!("--token-secret: {e}"))?,
+                );
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
+    }
+    if c.token_keys.is_some() && !c.issue_tokens {
+        return Err("--token-secret needs --issue-tokens".into());
     }
     c.tls = match (tls_cert, tls_key) {
         (Some(cert), Some(key)) => Some((cert, key)),

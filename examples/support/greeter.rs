@@ -3,14 +3,18 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use grpc_auth::authn::hmac::{HmacAuthenticator, HmacVerifier, StaticHmacKeys};
 use grpc_auth::authn::jwt::{
     IssuerKeys, JwksKeys, JwtAuthenticator, JwtKey, KeySource, StaticKeys,
 };
+use grpc_auth::authn::token_exchange::{SignedTokens, TokenExchange, TokenKeys};
 use grpc_auth::authn::{
-    ApiKeyAuthenticator, BasicAuthenticator, BoxAuthenticator, NoAuthenticator,
+    ApiKeyAuthenticator, AuthRequest, AuthResult, BasicAuthenticator, BoxAuthenticator,
+    NoAuthenticator,
 };
 use grpc_auth::{AuthLayer, Authenticator, Policy, Principal};
 use grpc_auth_protos::helloworld::greeter_server::{Greeter, GreeterServer};
@@ -78,6 +82,36 @@ pub struct ServerConfig {
     pub require_scope: Vec<(String, String)>,
     /// PEM certificate chain and private key: serve TLS instead of plaintext.
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Basic logins are answered with `authorization: Bearer <token>` (any method).
+    pub issue_tokens: bool,
+    /// The keys tokens are signed with (a handle: rotate it while serving); without
+    /// one, a random key made at start-up.
+    pub token_keys: Option<TokenKeys>,
+    /// How long an issued token lasts (default 15 minutes).
+    pub token_ttl: Option<Duration>,
+    /// Counts Basic verifications (accepted or refused), for tests.
+    pub basic_verifications: Option<Arc<AtomicUsize>>,
+}
+
+/// Counts the calls on which `A` found its credential.
+#[derive(Debug)]
+struct Counted<A>(A, Arc<AtomicUsize>);
+
+impl<A: Authenticator> Authenticator for Counted<A> {
+    async fn authenticate(&self, req: &AuthRequest<'_>) -> AuthResult {
+        let result = self.0.authenticate(req).await;
+        if !matches!(result, Ok(None)) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+}
+
+/// A random token key (one replica; replicas share a key through `--token-secret`).
+pub fn random_token_keys() -> Result<TokenKeys, String> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+    TokenKeys::hs256("k1", secret.as_slice()).map_err(|e| e.to_string())
 }
 
 /// Parses `a=b` / `a:b` pairs from flags.
@@ -120,6 +154,34 @@ impl ServerConfig {
     /// The authenticator: every configured scheme, first match wins.
     pub fn authenticator(&self) -> Result<BoxAuthenticator, String> {
         let mut auth = NoAuthenticator.boxed();
+        let mut basic = None;
+        if !self.basic_users.is_empty() {
+            let mut b = BasicAuthenticator::new();
+            for (user, password) in &self.basic_users {
+                b = if password.starts_with("$argon2") {
+                    b.hashed_user(user, password).map_err(|e| e.to_string())?
+                } else {
+                    b.user(user, password.as_str())
+                };
+            }
+            basic = Some(match &self.basic_verifications {
+                Some(counter) => Counted(b, counter.clone()).boxed(),
+                None => b.boxed(),
+            });
+        }
+        if self.issue_tokens {
+            // First: it claims only its own tokens (by `iss`), other bearers fall through.
+            let login = basic.take().ok_or("issuing tokens needs Basic users")?;
+            let keys = match &self.token_keys {
+                Some(k) => k.clone(),
+                None => random_token_keys()?,
+            };
+            let mut tokens = SignedTokens::new(keys);
+            if let Some(ttl) = self.token_ttl {
+                tokens = tokens.ttl(ttl);
+            }
+            auth = auth.or(TokenExchange::new(login, tokens)).boxed();
+        }
         let mut keys = StaticKeys::new();
         let mut any_jwt = false;
         if let Some(secret) = &self.jwt_hs256_secret {
@@ -149,17 +211,7 @@ impl ServerConfig {
             }
             auth = auth.or(jwt).boxed();
         }
-        if !self.basic_users.is_empty() {
-            let mut basic = BasicAuthenticator::new();
-            for (user, password) in &self.basic_users {
-                basic = if password.starts_with("$argon2") {
-                    basic
-                        .hashed_user(user, password)
-                        .map_err(|e| e.to_string())?
-                } else {
-                    basic.user(user, password.as_str())
-                };
-            }
+        if let Some(basic) = basic {
             auth = auth.or(basic).boxed();
         }
         if !self.api_keys.is_empty() {

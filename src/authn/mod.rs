@@ -31,6 +31,7 @@ mod compose;
 pub mod hmac;
 pub mod jwt;
 mod request;
+pub mod token_exchange;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -44,6 +45,7 @@ pub use compose::{AllOf, AnyOf};
 pub use hmac::{HmacAuthenticator, HmacVerifier};
 pub use jwt::JwtAuthenticator;
 pub use request::{AuthRequest, Authorization, DEFAULT_MAX_VALUE_LEN};
+pub use token_exchange::TokenExchange;
 
 use crate::{AuthError, Principal};
 

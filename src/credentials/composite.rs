@@ -3,7 +3,7 @@
 use http::HeaderMap;
 use tonic::Status;
 
-use super::{BoxCallCredentials, CallContext, CallCredentials};
+use super::{BoxCallCredentials, CallContext, CallCredentials, CallOutcome};
 
 /// Applies every credential in order (`grpc.composite_call_credentials`); if one fails,
 /// the call fails. Needs a secure transport if any part does.
@@ -43,5 +43,15 @@ impl CallCredentials for Composite {
         self.parts
             .iter()
             .any(CallCredentials::requires_transport_security)
+    }
+
+    fn observes_responses(&self) -> bool {
+        self.parts.iter().any(CallCredentials::observes_responses)
+    }
+
+    fn on_response(&self, outcome: &CallOutcome<'_>) {
+        for part in self.parts.iter().filter(|p| p.observes_responses()) {
+            part.on_response(outcome);
+        }
     }
 }

@@ -13,7 +13,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{
-    BoxCallCredentials, CallContext, CallCredentials, origin, plaintext_refused, sanitize_status,
+    BoxCallCredentials, CallContext, CallCredentials, CallOutcome, origin, plaintext_refused,
+    sanitize_status,
 };
 
 /// Credentials for one call, put in its extensions:
@@ -48,6 +49,8 @@ pub struct CredentialsLayer<C> {
     origin: Arc<str>,
     secure: bool,
     allow_plaintext: bool,
+    /// `creds.observes_responses()`, asked once.
+    observes: bool,
 }
 
 impl<C: CallCredentials> CredentialsLayer<C> {
@@ -56,6 +59,7 @@ impl<C: CallCredentials> CredentialsLayer<C> {
     pub fn new(creds: C, target: Uri) -> Self {
         let (origin, secure) = origin(&target);
         Self {
+            observes: creds.observes_responses(),
             creds: Arc::new(creds),
             origin: origin.into(),
             secure,
@@ -78,6 +82,7 @@ impl<C> Clone for CredentialsLayer<C> {
             origin: self.origin.clone(),
             secure: self.secure,
             allow_plaintext: self.allow_plaintext,
+            observes: self.observes,
         }
     }
 }
@@ -89,6 +94,7 @@ impl<C> fmt::Debug for CredentialsLayer<C> {
             .field("origin", &self.origin)
             .field("secure", &self.secure)
             .field("allow_plaintext", &self.allow_plaintext)
+            .field("observes", &self.observes)
             .finish()
     }
 }
@@ -150,44 +156,134 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
+        let per_call = req.extensions_mut().remove::<PerCallCredentials>();
+        if observes(&config, per_call.as_ref()) {
+            // A future of its own, so that calls without observers do not carry its state.
+            return Box::pin(async move { call_observed(&config, per_call, inner, req).await });
+        }
         Box::pin(async move {
-            let per_call = req.extensions_mut().remove::<PerCallCredentials>();
-            match attach(&config, per_call, &mut req).await {
+            // The context borrows the path while the credentials write the headers.
+            let mut headers = std::mem::take(req.headers_mut());
+            let result = attach(&config, per_call.as_ref(), req.uri().path(), &mut headers).await;
+            *req.headers_mut() = headers;
+            match result {
                 Ok(()) => inner.call(req).await,
-                Err(status) => {
-                    let status = sanitize_status(status);
-                    tracing::debug!(method = req.uri().path(), code = ?status.code(), reason = status.message(), "grpc-auth: call credentials failed; call not sent");
-                    Ok(status.into_http())
-                }
+                Err(status) => Ok(refuse(req.uri().path(), status)),
             }
         })
     }
 }
 
-async fn attach<C: CallCredentials, B>(
+/// Whether a credential of this call observes responses.
+fn observes<C: CallCredentials>(
+    config: &CredentialsLayer<C>,
+    per_call: Option<&PerCallCredentials>,
+) -> bool {
+    match per_call {
+        None => config.observes,
+        Some(p) => (config.observes && !p.replace) || p.creds.observes_responses(),
+    }
+}
+
+/// The trailers-only answer to a call whose credentials failed.
+fn refuse<ResBody: Default>(path: &str, status: Status) -> Response<ResBody> {
+    let status = sanitize_status(status);
+    tracing::debug!(method = path, code = ?status.code(), reason = status.message(), "grpc-auth: call credentials failed; call not sent");
+    status.into_http()
+}
+
+/// Attaches, calls `inner` and shows the outcome to the credentials that observe
+/// responses, also when the credentials failed, the call failed in transport, or this
+/// future was dropped first (a login in flight is never left waiting).
+async fn call_observed<S, C, B, ResBody>(
     config: &CredentialsLayer<C>,
     per_call: Option<PerCallCredentials>,
-    req: &mut Request<B>,
+    mut inner: S,
+    mut req: Request<B>,
+) -> Result<Response<ResBody>, S::Error>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    C: CallCredentials,
+    ResBody: Default,
+{
+    let mut observer = Observer {
+        config,
+        path: req.uri().path().to_owned(),
+        sent: std::mem::take(req.headers_mut()),
+        per_call,
+        done: false,
+    };
+    let result = attach(
+        config,
+        observer.per_call.as_ref(),
+        &observer.path,
+        &mut observer.sent,
+    )
+    .await;
+    *req.headers_mut() = observer.sent.clone();
+    if let Err(status) = result {
+        observer.notify(None);
+        return Ok(refuse(&observer.path, status));
+    }
+    let result = inner.call(req).await;
+    observer.notify(result.as_ref().ok().map(Response::headers));
+    result
+}
+
+/// Tells the observing credentials how a call ended; on drop, that it ended without a
+/// response.
+struct Observer<'a, C: CallCredentials> {
+    config: &'a CredentialsLayer<C>,
+    per_call: Option<PerCallCredentials>,
+    path: String,
+    sent: http::HeaderMap,
+    done: bool,
+}
+
+impl<C: CallCredentials> Observer<'_, C> {
+    fn notify(&mut self, response: Option<&http::HeaderMap>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let ctx = CallContext::for_path(&self.config.origin, &self.path, self.config.secure);
+        let outcome = CallOutcome::new(ctx, &self.sent, response);
+        let replace = self.per_call.as_ref().is_some_and(|p| p.replace);
+        if !replace && self.config.observes {
+            self.config.creds.on_response(&outcome);
+        }
+        if let Some(p) = &self.per_call
+            && p.creds.observes_responses()
+        {
+            p.creds.on_response(&outcome);
+        }
+    }
+}
+
+impl<C: CallCredentials> Drop for Observer<'_, C> {
+    fn drop(&mut self) {
+        self.notify(None);
+    }
+}
+
+async fn attach<C: CallCredentials>(
+    config: &CredentialsLayer<C>,
+    per_call: Option<&PerCallCredentials>,
+    path: &str,
+    headers: &mut http::HeaderMap,
 ) -> Result<(), Status> {
-    let channel = (!per_call.as_ref().is_some_and(|p| p.replace)).then_some(&*config.creds);
-    let per_call = per_call.map(|p| p.creds);
+    let channel = (!per_call.is_some_and(|p| p.replace)).then_some(&*config.creds);
+    let per_call = per_call.map(|p| &p.creds);
     let needs_tls = channel.is_some_and(|c| c.requires_transport_security())
-        || per_call
-            .as_ref()
-            .is_some_and(|c| c.requires_transport_security());
+        || per_call.is_some_and(|c| c.requires_transport_security());
     if needs_tls && !config.secure && !config.allow_plaintext {
         return Err(plaintext_refused());
     }
-    // The context borrows the path while the credentials write the headers.
-    let mut headers = std::mem::take(req.headers_mut());
-    let ctx = CallContext::for_path(&config.origin, req.uri().path(), config.secure);
-    let mut result = Ok(());
+    let ctx = CallContext::for_path(&config.origin, path, config.secure);
     if let Some(c) = channel {
-        result = c.apply(&ctx, &mut headers).await;
+        c.apply(&ctx, headers).await?;
     }
-    if let (Ok(()), Some(c)) = (&result, &per_call) {
-        result = c.apply(&ctx, &mut headers).await;
+    if let Some(c) = per_call {
+        c.apply(&ctx, headers).await?;
     }
-    *req.headers_mut() = headers;
-    result
+    Ok(())
 }

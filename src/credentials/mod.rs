@@ -36,6 +36,7 @@ mod hmac;
 mod interceptor;
 mod jwt_access;
 mod layer;
+mod login;
 mod token_source;
 
 use std::borrow::Cow;
@@ -55,6 +56,7 @@ pub use hmac::{DEFAULT_NONCE_HEADER, HmacSigner};
 pub use interceptor::CredentialsInterceptor;
 pub use jwt_access::JwtAccessCredentials;
 pub use layer::{CredentialsLayer, CredentialsService, PerCallCredentials};
+pub use login::{BasicLogin, bearer_token};
 pub use token_source::{
     DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF, DEFAULT_REFRESH_AHEAD, Token, TokenError,
     TokenSource, TokenSourceCredentials,
@@ -132,6 +134,14 @@ impl<'a> CallContext<'a> {
     pub fn is_secure(&self) -> bool {
         self.secure
     }
+
+    /// Whether the call is to `path` (`/package.Service/Method`).
+    pub fn is_path(&self, path: &str) -> bool {
+        path.strip_prefix(self.service)
+            .and_then(|rest| rest.strip_prefix('/'))
+            == Some(self.method_name)
+            && !self.service.is_empty()
+    }
 }
 
 /// `scheme://authority` of a target, with `:443` dropped for https; and whether it is TLS.
@@ -161,12 +171,78 @@ pub trait CallCredentials: Send + Sync + 'static {
         true
     }
 
+    /// Whether [`on_response`](Self::on_response) wants to be called (default: no).
+    /// Asked once per call; a credential that says no costs the call nothing more.
+    fn observes_responses(&self) -> bool {
+        false
+    }
+
+    /// Shown each call's outcome when [`observes_responses`](Self::observes_responses):
+    /// what was sent, and the response's initial headers (a login's bearer token, or an
+    /// `UNAUTHENTICATED` status: auth failures arrive trailers-only, in these headers).
+    /// A status that comes later, in the trailers, is not observed.
+    fn on_response(&self, outcome: &CallOutcome<'_>) {
+        let _ = outcome;
+    }
+
     /// Erases the type.
     fn boxed(self) -> BoxCallCredentials
     where
         Self: Sized,
     {
         BoxCallCredentials(Arc::new(self))
+    }
+}
+
+/// A call's outcome, as shown to [`CallCredentials::on_response`].
+#[derive(Debug, Clone, Copy)]
+pub struct CallOutcome<'a> {
+    ctx: CallContext<'a>,
+    sent: &'a HeaderMap,
+    response: Option<&'a HeaderMap>,
+}
+
+impl<'a> CallOutcome<'a> {
+    /// An outcome: `response` is the response's initial headers, `None` when no
+    /// response arrived (a transport error, or the call was dropped first).
+    pub fn new(ctx: CallContext<'a>, sent: &'a HeaderMap, response: Option<&'a HeaderMap>) -> Self {
+        Self {
+            ctx,
+            sent,
+            response,
+        }
+    }
+
+    /// The call's context.
+    pub fn context(&self) -> &CallContext<'a> {
+        &self.ctx
+    }
+
+    /// The request metadata as sent, the credentials' entries included.
+    pub fn sent(&self) -> &'a HeaderMap {
+        self.sent
+    }
+
+    /// The response's initial headers; `None` when no response arrived.
+    pub fn headers(&self) -> Option<&'a HeaderMap> {
+        self.response
+    }
+
+    /// The `grpc-status` in the initial headers (a trailers-only response), if any.
+    pub fn status(&self) -> Option<Code> {
+        self.response?
+            .get("grpc-status")
+            .map(|v| Code::from_bytes(v.as_bytes()))
+    }
+
+    /// The `grpc-message` in the initial headers, percent-decoded.
+    pub fn message(&self) -> Option<String> {
+        let raw = self.response?.get("grpc-message")?;
+        Some(
+            percent_encoding::percent_decode(raw.as_bytes())
+                .decode_utf8_lossy()
+                .into_owned(),
+        )
     }
 }
 
@@ -185,6 +261,8 @@ trait DynCallCredentials: Send + Sync + 'static {
         metadata: &'a mut HeaderMap,
     ) -> BoxFuture<'a, Result<(), Status>>;
     fn requires_transport_security_dyn(&self) -> bool;
+    fn observes_responses_dyn(&self) -> bool;
+    fn on_response_dyn(&self, outcome: &CallOutcome<'_>);
 }
 
 impl<C: CallCredentials> DynCallCredentials for C {
@@ -198,6 +276,12 @@ impl<C: CallCredentials> DynCallCredentials for C {
     fn requires_transport_security_dyn(&self) -> bool {
         self.requires_transport_security()
     }
+    fn observes_responses_dyn(&self) -> bool {
+        self.observes_responses()
+    }
+    fn on_response_dyn(&self, outcome: &CallOutcome<'_>) {
+        self.on_response(outcome)
+    }
 }
 
 /// A type-erased, cheaply cloned [`CallCredentials`].
@@ -210,6 +294,12 @@ impl CallCredentials for BoxCallCredentials {
     }
     fn requires_transport_security(&self) -> bool {
         self.0.requires_transport_security_dyn()
+    }
+    fn observes_responses(&self) -> bool {
+        self.0.observes_responses_dyn()
+    }
+    fn on_response(&self, outcome: &CallOutcome<'_>) {
+        self.0.on_response_dyn(outcome)
     }
     fn boxed(self) -> BoxCallCredentials {
         self
@@ -232,6 +322,12 @@ impl<C: CallCredentials> CallCredentials for Arc<C> {
     }
     fn requires_transport_security(&self) -> bool {
         (**self).requires_transport_security()
+    }
+    fn observes_responses(&self) -> bool {
+        (**self).observes_responses()
+    }
+    fn on_response(&self, outcome: &CallOutcome<'_>) {
+        (**self).on_response(outcome)
     }
 }
 

@@ -249,11 +249,7 @@ impl<S: TokenSource> Inner<S> {
             }
             Err(e) => {
                 st.failures = st.failures.saturating_add(1);
-                let exp = st.failures.saturating_sub(1).min(16);
-                let delay = self
-                    .min_backoff
-                    .saturating_mul(1 << exp)
-                    .min(self.max_backoff);
+                let delay = backoff_delay(self.min_backoff, self.max_backoff, st.failures);
                 st.retry_at = Some(now + delay);
                 let status = Status::from(e);
                 st.last_error = Some(status.clone());
@@ -262,6 +258,12 @@ impl<S: TokenSource> Inner<S> {
             }
         }
     }
+}
+
+/// The wait after `failures` consecutive failures: `min`, doubling, at most `max`.
+pub(crate) fn backoff_delay(min: Duration, max: Duration, failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    min.saturating_mul(1 << exp).min(max)
 }
 
 fn bearer(t: &Token) -> Result<HeaderValue, TokenError> {

@@ -1,0 +1,232 @@
+//! [`OpaqueTokens`]: random tokens looked up in a [`TokenStore`], so they can be revoked.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use super::TokenIssuer;
+use super::signed::DEFAULT_TTL;
+use crate::clock::{self, Clock};
+use crate::{AuthError, Principal, Secret};
+
+/// Prefix of opaque tokens: tells them from other bearers (and from JWTs).
+pub const OPAQUE_PREFIX: &str = "gat_";
+/// Default number of live tokens a [`MemoryTokenStore`] holds: 100 000.
+pub const DEFAULT_STORE_CAPACITY: usize = 100_000;
+
+/// SHA-256 of a token: what a store keys on, so it never holds a usable token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of `token`.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// The digest's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenDigest({})", URL_SAFE_NO_PAD.encode(&self.0[..6]))
+    }
+}
+
+/// What a store remembers of an issued token.
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    /// Who the token proves.
+    pub principal: Principal,
+    /// When it stops being accepted.
+    pub expires_at: SystemTime,
+}
+
+/// Where opaque tokens live: memory ([`MemoryTokenStore`]), or a shared database so
+/// that every replica sees them. Implement with `async fn`; a store that cannot be
+/// reached fails `UNAVAILABLE`.
+pub trait TokenStore: Send + Sync + 'static {
+    /// Remembers a newly issued token.
+    fn insert(
+        &self,
+        digest: TokenDigest,
+        token: StoredToken,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
+
+    /// The token's record, if it was issued and not revoked (expired ones may be returned).
+    fn lookup(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<StoredToken>, AuthError>> + Send;
+
+    /// Forgets a token; whether it was there.
+    fn revoke(&self, digest: &TokenDigest) -> impl Future<Output = Result<bool, AuthError>> + Send;
+}
+
+impl<S: TokenStore> TokenStore for Arc<S> {
+    fn insert(
+        &self,
+        digest: TokenDigest,
+        token: StoredToken,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send {
+        (**self).insert(digest, token)
+    }
+    fn lookup(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<StoredToken>, AuthError>> + Send {
+        (**self).lookup(digest)
+    }
+    fn revoke(&self, digest: &TokenDigest) -> impl Future<Output = Result<bool, AuthError>> + Send {
+        (**self).revoke(digest)
+    }
+}
+
+/// An in-process, bounded token store. Tokens do not survive a restart and are not
+/// seen by other replicas; when full, the least recently used are evicted (their
+/// holders log in again).
+///
+/// ```
+/// use grpc_auth::authn::token_exchange::{MemoryTokenStore, OpaqueTokens};
+/// let tokens = OpaqueTokens::new(MemoryTokenStore::new(10_000));
+/// # let _ = tokens;
+/// ```
+#[derive(Clone)]
+pub struct MemoryTokenStore(pub(super) Arc<quick_cache::sync::Cache<TokenDigest, StoredToken>>);
+
+impl MemoryTokenStore {
+    /// A store holding at most `capacity` tokens.
+    pub fn new(capacity: usize) -> Self {
+        Self(Arc::new(quick_cache::sync::Cache::new(capacity.max(1))))
+    }
+
+    /// How many tokens it holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Default for MemoryTokenStore {
+    fn default() -> Self {
+        Self::new(DEFAULT_STORE_CAPACITY)
+    }
+}
+
+impl TokenStore for MemoryTokenStore {
+    async fn insert(&self, digest: TokenDigest, token: StoredToken) -> Result<(), AuthError> {
+        self.0.insert(digest, token);
+        Ok(())
+    }
+
+    async fn lookup(&self, digest: &TokenDigest) -> Result<Option<StoredToken>, AuthError> {
+        Ok(self.0.get(digest))
+    }
+
+    async fn revoke(&self, digest: &TokenDigest) -> Result<bool, AuthError> {
+        Ok(self.0.remove(digest).is_some())
+    }
+}
+
+impl fmt::Debug for MemoryTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryTokenStore")
+            .field("len", &self.0.len())
+            .field("capacity", &self.0.capacity())
+            .finish()
+    }
+}
+
+/// Opaque tokens: `gat_` and 256 random bits, remembered (as a SHA-256 digest) in a
+/// [`TokenStore`] with the principal and an expiry; revocable one by one.
+#[derive(Clone)]
+pub struct OpaqueTokens<S> {
+    store: S,
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S: TokenStore> OpaqueTokens<S> {
+    /// Tokens kept in `store`, valid for 15 minutes.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            ttl: DEFAULT_TTL,
+            clock: clock::system(),
+        }
+    }
+
+    /// Sets how long an issued token is valid.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Reads the time from `clock`.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Revokes `token` (the bearer's credentials); whether it was live.
+    pub async fn revoke(&self, token: &str) -> Result<bool, AuthError> {
+        self.store.revoke(&TokenDigest::of(token)).await
+    }
+}
+
+impl<S: TokenStore> TokenIssuer for OpaqueTokens<S> {
+    async fn issue(&self, principal: &Principal) -> Result<Secret, AuthError> {
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut bytes[..])
+            .map_err(|_| AuthError::unavailable("no randomness for a token"))?;
+        let token = format!("{OPAQUE_PREFIX}{}", URL_SAFE_NO_PAD.encode(&bytes[..]));
+        let record = StoredToken {
+            principal: principal.clone(),
+            expires_at: self.clock.now() + self.ttl,
+        };
+        self.store.insert(TokenDigest::of(&token), record).await?;
+        Ok(Secret::from(token))
+    }
+
+    fn recognizes(&self, token: &str) -> bool {
+        token.starts_with(OPAQUE_PREFIX)
+    }
+
+    async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let digest = TokenDigest::of(token);
+        let Some(record) = self.store.lookup(&digest).await? else {
+            return Err(AuthError::unauthenticated("unknown or revoked token"));
+        };
+        if self.clock.now() >= record.expires_at {
+            let _ = self.store.revoke(&digest).await;
+            return Err(AuthError::unauthenticated("token expired"));
+        }
+        Ok(record.principal.with_scheme("token"))
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for OpaqueTokens<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpaqueTokens")
+            .field("store", &self.store)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}

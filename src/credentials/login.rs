@@ -1,0 +1,353 @@
+//! [`BasicLogin`]: logs in with HTTP Basic, then sends the bearer token the server
+//! answered with (the client half of
+//! [`TokenExchange`](crate::authn::token_exchange::TokenExchange), and of Arrow Flight's
+//! `authenticate_basic_token`).
+
+use std::fmt;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue};
+use subtle::ConstantTimeEq;
+use tonic::{Code, Status};
+
+use super::token_source::backoff_delay;
+use super::{
+    CallContext, CallCredentials, CallOutcome, DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF,
+    DEFAULT_REFRESH_AHEAD,
+};
+use crate::clock::{self, Clock};
+
+/// Logs in with `authorization: Basic ...`, captures `authorization: Bearer <token>` from
+/// the response headers, and sends that bearer on later calls. Attach it with
+/// [`CredentialsLayer`](super::CredentialsLayer), which shows it the responses.
+///
+/// - **Where the login happens.** By default the login rides on a real call: the first
+///   call carries Basic, and its response brings the token (a server whose
+///   `TokenExchange` logs in on any method). With [`login_method`](Self::login_method)
+///   (Arrow Flight's `Handshake`), calls to that method carry Basic and are the logins,
+///   made by the application; other calls carry the bearer, and fail `UNAUTHENTICATED`
+///   "not logged in" before the first login.
+/// - **One login in flight.** Calls that find no valid token while a login is in flight
+///   wait for its outcome, so eight concurrent first calls make one login.
+/// - **Expiry.** A JWT's lifetime `exp - iat` is read (unverified: the server verifies)
+///   and counted from its arrival, so clock skew does not matter; a JWT without `iat`
+///   expires at `exp`; other tokens after [`token_ttl`](Self::token_ttl) if set. Within `refresh_ahead` (60 s) of
+///   expiry, the next call logs in again while the others keep the valid token.
+/// - **Rejection.** A call that sent the current token and came back `UNAUTHENTICATED`
+///   drops the token: the next call logs in. The failed call is not retried, so a
+///   server that refuses every token never sees a loop.
+/// - **Failed login.** The login call returns the server's status; until the backoff
+///   (1 s doubling to 30 s) has passed, calls then fail at once, not sent, with
+///   `login failed: <the server's message>`.
+///
+/// ```
+/// use grpc_auth::credentials::{BasicLogin, CredentialsLayer};
+/// let creds = BasicLogin::new("ada", "lovelace");
+/// let layer = CredentialsLayer::new(creds, "https://greeter.example".parse().unwrap());
+/// // Arrow Flight: logins are the application's Handshake calls.
+/// let flight = BasicLogin::new("ada", "lovelace")
+///     .login_method("/arrow.flight.protocol.FlightService/Handshake");
+/// # let _ = (layer, flight);
+/// ```
+#[derive(Clone)]
+pub struct BasicLogin {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    basic: HeaderValue,
+    login_methods: Vec<String>,
+    state: Mutex<State>,
+    changed: tokio::sync::Notify,
+    refresh_ahead: Duration,
+    token_ttl: Option<Duration>,
+    min_backoff: Duration,
+    max_backoff: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Default)]
+struct State {
+    token: Option<(HeaderValue, Option<SystemTime>)>,
+    login_in_flight: bool,
+    failures: u32,
+    retry_at: Option<SystemTime>,
+    last_error: Option<Status>,
+}
+
+/// What a call sends, decided under the lock.
+enum Decision {
+    Send(HeaderValue),
+    Fail(Status),
+    Wait,
+}
+
+impl BasicLogin {
+    /// Logs in as `user` with `password`.
+    pub fn new(user: impl AsRef<str>, password: impl AsRef<str>) -> Self {
+        let pair = zeroize::Zeroizing::new(format!("{}:{}", user.as_ref(), password.as_ref()));
+        let value = zeroize::Zeroizing::new(format!("Basic {}", STANDARD.encode(pair.as_bytes())));
+        // A user or password that is not a valid header value fails at the first call.
+        let basic = HeaderValue::from_bytes(value.as_bytes())
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            })
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        Self {
+            inner: Arc::new(Inner {
+                basic,
+                login_methods: Vec::new(),
+                state: Mutex::new(State::default()),
+                changed: tokio::sync::Notify::new(),
+                refresh_ahead: DEFAULT_REFRESH_AHEAD,
+                token_ttl: None,
+                min_backoff: DEFAULT_MIN_BACKOFF,
+                max_backoff: DEFAULT_MAX_BACKOFF,
+                clock: clock::system(),
+            }),
+        }
+    }
+
+    fn configure(mut self, f: impl FnOnce(&mut Inner)) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            f(inner);
+        }
+        self
+    }
+
+    /// Logs in only through calls to `path` (`/package.Service/Method`), which the
+    /// application makes; repeat for several (configure before cloning).
+    pub fn login_method(self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.configure(|i| i.login_methods.push(path))
+    }
+
+    /// Logs in again this long before the token expires (default 60 s).
+    pub fn refresh_ahead(self, ahead: Duration) -> Self {
+        self.configure(|i| i.refresh_ahead = ahead)
+    }
+
+    /// How long a token that is not a JWT lasts (default: until refused).
+    pub fn token_ttl(self, ttl: Duration) -> Self {
+        self.configure(|i| i.token_ttl = Some(ttl))
+    }
+
+    /// Sets the delays after failed logins (default 1 s doubling to 30 s).
+    pub fn backoff(self, min: Duration, max: Duration) -> Self {
+        self.configure(|i| {
+            i.min_backoff = min;
+            i.max_backoff = max.max(min);
+        })
+    }
+
+    /// Reads the time from `clock`.
+    pub fn clock(self, clock: impl Clock) -> Self {
+        self.configure(|i| i.clock = Arc::new(clock))
+    }
+
+    /// Whether a token is held (valid or not).
+    pub fn has_token(&self) -> bool {
+        self.inner.lock().token.is_some()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_login_method(&self, ctx: &CallContext<'_>) -> bool {
+        self.login_methods.iter().any(|m| ctx.is_path(m))
+    }
+
+    fn login(&self, st: &mut State) -> Decision {
+        st.login_in_flight = true;
+        Decision::Send(self.basic.clone())
+    }
+
+    fn decide(&self, ctx: &CallContext<'_>) -> Decision {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        let backing_off = st.retry_at.is_some_and(|t| now < t);
+        if !self.login_methods.is_empty() {
+            if self.is_login_method(ctx) {
+                return self.login(&mut st);
+            }
+        } else if let Some((_, Some(exp))) = &st.token
+            && now < *exp
+            && now + self.refresh_ahead >= *exp
+            && !st.login_in_flight
+            && !backing_off
+        {
+            // Due for renewal: this call logs in, the others keep the valid token.
+            return self.login(&mut st);
+        }
+        match &st.token {
+            Some((value, None)) => return Decision::Send(value.clone()),
+            Some((value, Some(exp))) if now < *exp => return Decision::Send(value.clone()),
+            _ => {}
+        }
+        if st.login_in_flight {
+            return Decision::Wait;
+        }
+        if let (Some(e), true) = (&st.last_error, backing_off) {
+            return Decision::Fail(e.clone());
+        }
+        match self.login_methods.first() {
+            None => self.login(&mut st),
+            Some(m) => Decision::Fail(Status::unauthenticated(format!(
+                "not logged in: call {m} first"
+            ))),
+        }
+    }
+
+    /// When a token received now expires, on this client's clock: a JWT's lifetime
+    /// (`exp - iat`, immune to clock skew between client and server) from now, else its
+    /// `exp`, else the configured ttl.
+    fn expiry(&self, token: &str) -> Option<SystemTime> {
+        let now = self.clock.now();
+        match jwt_times(token) {
+            Some((Some(iat), Some(exp))) => {
+                Some(now + Duration::from_secs(exp.saturating_sub(iat)))
+            }
+            Some((None, Some(exp))) => Some(UNIX_EPOCH + Duration::from_secs(exp)),
+            _ => self.token_ttl.map(|ttl| now + ttl),
+        }
+    }
+
+    fn login_done(&self, outcome: &CallOutcome<'_>) {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        st.login_in_flight = false;
+        let Some(headers) = outcome.headers() else {
+            // No response: the next call tries again.
+            drop(st);
+            self.changed.notify_waiters();
+            return;
+        };
+        if let Some(token) = bearer_token(headers)
+            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            value.set_sensitive(true);
+            st.token = Some((value, self.expiry(token)));
+            st.failures = 0;
+            st.retry_at = None;
+            st.last_error = None;
+            tracing::debug!("grpc-auth: logged in");
+        } else {
+            let status = match outcome.status() {
+                Some(code) if code != Code::Ok => Status::new(
+                    code,
+                    format!("login failed: {}", outcome.message().unwrap_or_default()),
+                ),
+                _ => Status::unauthenticated("login failed: the response carried no bearer token"),
+            };
+            st.failures = st.failures.saturating_add(1);
+            let delay = backoff_delay(self.min_backoff, self.max_backoff, st.failures);
+            st.retry_at = Some(now + delay);
+            tracing::debug!(failures = st.failures, retry_in = ?delay, reason = %status.message(), "grpc-auth: login failed");
+            st.last_error = Some(status);
+        }
+        drop(st);
+        self.changed.notify_waiters();
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` entry (prefix matched ignoring case),
+/// as a login response carries it.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_at_checked(7)?;
+    (scheme.eq_ignore_ascii_case("Bearer ") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+/// A JWT's `iat` and `exp`, read without verifying (the server verifies; the client
+/// only plans); `None` when the token is not a JWT.
+fn jwt_times(token: &str) -> Option<(Option<u64>, Option<u64>)> {
+    #[derive(serde::Deserialize)]
+    struct Times {
+        iat: Option<serde_json::Value>,
+        exp: Option<serde_json::Value>,
+    }
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let times = serde_json::from_slice::<Times>(&bytes).ok()?;
+    let secs = |v: Option<serde_json::Value>| {
+        let v = v?;
+        v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| f as u64)
+        })
+    };
+    Some((secs(times.iat), secs(times.exp)))
+}
+
+impl CallCredentials for BasicLogin {
+    async fn apply(&self, ctx: &CallContext<'_>, metadata: &mut HeaderMap) -> Result<(), Status> {
+        if self.inner.basic.is_empty() {
+            return Err(Status::unauthenticated(
+                "Basic credential is not a valid metadata value",
+            ));
+        }
+        loop {
+            let mut changed = pin!(self.inner.changed.notified());
+            // Registered before deciding, so an outcome in between is not missed.
+            changed.as_mut().enable();
+            match self.inner.decide(ctx) {
+                Decision::Send(value) => {
+                    metadata.insert(AUTHORIZATION, value);
+                    return Ok(());
+                }
+                Decision::Fail(status) => return Err(status),
+                Decision::Wait => changed.await,
+            }
+        }
+    }
+
+    fn observes_responses(&self) -> bool {
+        true
+    }
+
+    fn on_response(&self, outcome: &CallOutcome<'_>) {
+        let Some(sent) = outcome.sent().get(AUTHORIZATION) else {
+            return;
+        };
+        if bool::from(sent.as_bytes().ct_eq(self.inner.basic.as_bytes())) {
+            self.inner.login_done(outcome);
+            return;
+        }
+        if outcome.status() == Some(Code::Unauthenticated) {
+            let mut st = self.inner.lock();
+            // Only the token this call sent, and only once: a newer token stays.
+            if st.token.as_ref().is_some_and(|(t, _)| t == sent) {
+                st.token = None;
+                tracing::debug!("grpc-auth: token refused; the next call logs in");
+            }
+        }
+    }
+}
+
+impl fmt::Debug for BasicLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BasicLogin")
+            .field("login_methods", &self.inner.login_methods)
+            .field("has_token", &self.has_token())
+            .field("refresh_ahead", &self.inner.refresh_ahead)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;
