@@ -102,6 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         basic_users: vec![("grace".into(), "hopper".into())],
         api_keys: vec![("k-123".into(), "billing-service".into())],
         hmac_keys: vec![("svc-a".into(), HMAC_SECRET.into())],
+        issue_tokens: true,
         require_scope: vec![(
             "/helloworld.Greeter/SayHelloAdmin".into(),
             "greeter.admin".into(),
@@ -277,7 +278,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     Ok(())
 }
 
-const CLIENT_CASES: usize = 6;
+const CLIENT_CASES: usize = 8;
 
 /// Counts fetches; token n has `sub` "token-n" and lives 120 s on the demo's clock.
 struct DemoSource {
@@ -404,6 +405,21 @@ async fn client_side(
         .await,
         Code::Ok,
         "authenticated as svc-a via hmac",
+    ));
+    // Basic-to-Bearer: the first call logs in with Basic, the server answers with a bearer.
+    let login =
+        CredentialsLayer::new(BasicLogin::new("grace", "hopper"), target.clone()).allow_plaintext();
+    results.push((
+        "BasicLogin, first call (the login)",
+        hello(channel.clone(), login.clone()).await,
+        Code::Ok,
+        "authenticated as grace via basic",
+    ));
+    results.push((
+        "BasicLogin, next call (the bearer)",
+        hello(channel.clone(), login).await,
+        Code::Ok,
+        "authenticated as grace via token",
     ));
     let mut failures = 0;
     for (name, (code, text), expect, expect_text) in &results {
