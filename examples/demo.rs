@@ -369,16 +369,18 @@ async fn client_side(
         "authenticated as token-1 via jwt",
     ));
     clock.advance(Duration::from_secs(100)); // 20 s left: refreshed in the background
-    let _ = hello(channel.clone(), layer.clone()).await;
-    for _ in 0..100 {
-        if source.fetches.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+    let mut refreshed = hello(channel.clone(), layer.clone()).await; // still token-1
+    // The refresh runs in the background: poll (up to 5 s) until its token is served.
+    for _ in 0..250 {
+        if refreshed.1.contains("token-2") {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        refreshed = hello(channel.clone(), layer.clone()).await;
     }
     results.push((
         "token source, refreshed ahead of expiry",
-        hello(channel.clone(), layer).await,
+        refreshed,
         Code::Ok,
         "authenticated as token-2 via jwt",
     ));
