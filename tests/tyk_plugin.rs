@@ -457,6 +457,22 @@ fn logged_json_leaves_credentials_out() {
 }
 
 #[test]
+fn logged_urls_leave_query_credentials_out() {
+    let mut object = gateway_object(HookType::Post, "MyPostHook", &[]);
+    let request = object.request.as_mut().unwrap();
+    request.url = format!("{PATH}?access_token=TOK-123&x=1");
+    request.request_uri = format!("{PATH}?api_key=K-456");
+    let shown = tyk::hook_json(&object);
+    assert_eq!(
+        (&shown["request"]["url"], &shown["request"]["request_uri"]),
+        (
+            &serde_json::json!(format!("{PATH}?[redacted]")),
+            &serde_json::json!(format!("{PATH}?[redacted]"))
+        )
+    );
+}
+
+#[test]
 fn key_flags_split_after_base64_padding() {
     assert_eq!(
         tyk::key_secret(&format!("{KEY}={SECRET}")).unwrap(),

@@ -249,6 +249,15 @@ fn redacted(map: &HashMap<String, String>) -> Value {
         .into()
 }
 
+/// A URL for the log: its query (which may carry `?api_key=...` or `?access_token=...`)
+/// replaced by `[redacted]`.
+fn without_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((path, _)) => format!("{path}?[redacted]"),
+        None => url.to_owned(),
+    }
+}
+
 /// A hook's object as JSON for the log: what a reader needs, no credentials, no bodies.
 pub fn hook_json(object: &Object) -> Value {
     let hook = HookType::try_from(object.hook_type)
@@ -259,8 +268,8 @@ pub fn hook_json(object: &Object) -> Value {
         "hook_name": object.hook_name,
         "request": object.request.as_ref().map(|r| json!({
             "method": r.method,
-            "url": r.url,
-            "request_uri": r.request_uri,
+            "url": without_query(&r.url),
+            "request_uri": without_query(&r.request_uri),
             "scheme": r.scheme,
             "headers": redacted(&r.headers),
             "params": redacted(&r.params),

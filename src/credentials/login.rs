@@ -181,7 +181,9 @@ impl Inner {
             }
         } else if let Some((_, Some(exp))) = &st.token
             && now < *exp
-            && now + self.refresh_ahead >= *exp
+            && now
+                .checked_add(self.refresh_ahead)
+                .is_none_or(|t| t >= *exp)
             && !st.login_in_flight
             && !backing_off
         {
@@ -209,15 +211,16 @@ impl Inner {
 
     /// When a token received now expires, on this client's clock: a JWT's lifetime
     /// (`exp - iat`, immune to clock skew between client and server) from now, else its
-    /// `exp`, else the configured ttl.
+    /// `exp`, else the configured ttl. A time past what `SystemTime` holds (the token
+    /// comes from the network) is no expiry: the token serves until refused.
     fn expiry(&self, token: &str) -> Option<SystemTime> {
         let now = self.clock.now();
         match jwt_times(token) {
             Some((Some(iat), Some(exp))) => {
-                Some(now + Duration::from_secs(exp.saturating_sub(iat)))
+                now.checked_add(Duration::from_secs(exp.saturating_sub(iat)))
             }
-            Some((None, Some(exp))) => Some(UNIX_EPOCH + Duration::from_secs(exp)),
-            _ => self.token_ttl.map(|ttl| now + ttl),
+            Some((None, Some(exp))) => UNIX_EPOCH.checked_add(Duration::from_secs(exp)),
+            _ => self.token_ttl.and_then(|ttl| now.checked_add(ttl)),
         }
     }
 
@@ -250,7 +253,7 @@ impl Inner {
             };
             st.failures = st.failures.saturating_add(1);
             let delay = backoff_delay(self.min_backoff, self.max_backoff, st.failures);
-            st.retry_at = Some(now + delay);
+            st.retry_at = Some(now.checked_add(delay).unwrap_or(now));
             tracing::debug!(failures = st.failures, retry_in = ?delay, reason = %status.message(), "grpc-auth: login failed");
             st.last_error = Some(status);
         }

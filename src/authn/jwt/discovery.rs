@@ -55,9 +55,24 @@ impl Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Jwks(url) => write!(f, "{url}"),
+            Self::Jwks(url) => write!(f, "{}", Shown(url)),
             Self::Discovery { issuer, .. } => write!(f, "{issuer} (discovery)"),
         }
+    }
+}
+
+/// A URL as logs and errors show it: a password in it (`https://user:pw@host/..`,
+/// which reqwest sends as Basic auth) is replaced by `redacted`.
+struct Shown<'a>(&'a Url);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.password().is_none() {
+            return write!(f, "{}", self.0);
+        }
+        let mut url = self.0.clone();
+        let _ = url.set_password(Some("redacted"));
+        write!(f, "{url}")
     }
 }
 
@@ -121,7 +136,8 @@ impl Fetcher {
         let (body, _) = self.get(config).await?;
         let doc: Discovery = serde_json::from_slice(&body).map_err(|e| {
             JwksError::Invalid(format!(
-                "{config}: not an OpenID Connect discovery document: {e}"
+                "{}: not an OpenID Connect discovery document: {e}",
+                Shown(config)
             ))
         })?;
         if doc.issuer.as_deref() != Some(issuer) {
@@ -131,13 +147,18 @@ impl Fetcher {
             });
         }
         let Some(uri) = doc.jwks_uri else {
-            return Err(JwksError::Invalid(format!("{config}: no jwks_uri")));
+            return Err(JwksError::Invalid(format!(
+                "{}: no jwks_uri",
+                Shown(config)
+            )));
         };
-        let url =
-            http_url(&uri).map_err(|e| JwksError::Invalid(format!("{config}: jwks_uri: {e}")))?;
+        let url = http_url(&uri)
+            .map_err(|e| JwksError::Invalid(format!("{}: jwks_uri: {e}", Shown(config))))?;
         if config.scheme() == "https" && url.scheme() != "https" {
             return Err(JwksError::Invalid(format!(
-                "{config}: jwks_uri {url} is not https"
+                "{}: jwks_uri {} is not https",
+                Shown(config),
+                Shown(&url)
             )));
         }
         Ok(url)
@@ -145,7 +166,7 @@ impl Fetcher {
 
     /// GETs `url`: a 2xx body within the size limit, and its `Cache-Control: max-age`.
     async fn get(&self, url: &Url) -> Result<(Vec<u8>, Option<Duration>), JwksError> {
-        let fail = |what: String| JwksError::Fetch(format!("GET {url}: {what}"));
+        let fail = |what: String| JwksError::Fetch(format!("GET {}: {what}", Shown(url)));
         let mut response = self
             .client
             .get(url.clone())
@@ -314,7 +335,7 @@ fn parse_jwks(body: &[u8], source: &Url) -> Result<(Vec<JwtKey>, Vec<String>), J
         keys: Vec<Value>,
     }
     let set: JwkSet = serde_json::from_slice(body)
-        .map_err(|e| JwksError::Invalid(format!("{source}: not a JWK set: {e}")))?;
+        .map_err(|e| JwksError::Invalid(format!("{}: not a JWK set: {e}", Shown(source))))?;
     let mut keys = Vec::new();
     let mut fingerprint = Vec::new();
     let mut skipped = 0usize;
@@ -332,22 +353,25 @@ fn parse_jwks(body: &[u8], source: &Url) -> Result<(Vec<JwtKey>, Vec<String>), J
                 fingerprint.push(print);
             }
             Err(Skip::NotForSignatures) => {
-                tracing::debug!(source = %source, kid, "grpc-auth: JWKS key not for signatures, skipped");
+                tracing::debug!(source = %Shown(source), kid, "grpc-auth: JWKS key not for signatures, skipped");
             }
             Err(Skip::Unusable(reason)) => {
                 skipped += 1;
                 if skipped <= MAX_SKIP_LOGS {
                     let reason: String = reason.chars().take(200).collect();
-                    tracing::warn!(source = %source, kid, reason, "grpc-auth: JWKS key skipped");
+                    tracing::warn!(source = %Shown(source), kid, reason, "grpc-auth: JWKS key skipped");
                 }
             }
         }
     }
     if skipped > MAX_SKIP_LOGS {
-        tracing::warn!(source = %source, skipped, "grpc-auth: JWKS keys skipped in all");
+        tracing::warn!(source = %Shown(source), skipped, "grpc-auth: JWKS keys skipped in all");
     }
     if keys.is_empty() {
-        return Err(JwksError::Invalid(format!("{source}: no usable keys")));
+        return Err(JwksError::Invalid(format!(
+            "{}: no usable keys",
+            Shown(source)
+        )));
     }
     fingerprint.sort_unstable();
     Ok((keys, fingerprint))
@@ -538,6 +562,22 @@ mod tests {
         let mut renamed = a.clone();
         renamed["kid"] = json!("a2");
         assert_ne!(print(vec![a]), print(vec![renamed]));
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_not_shown() {
+        let source = Url::parse("https://client:s3cret-pw@idp.example/jwks.json").unwrap();
+        let err = parse_jwks(b"{\"keys\": []}", &source).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "https://client:redacted@idp.example/jwks.json: no usable keys"
+        );
+        let keys = JwksKeys::builder("https://client:s3cret-pw@idp.example/jwks.json")
+            .build()
+            .unwrap();
+        let shown = format!("{keys:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(Shown(&url()).to_string(), "http://127.0.0.1/jwks.json");
     }
 
     #[test]

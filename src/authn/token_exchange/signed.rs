@@ -88,8 +88,8 @@ impl TokenKeys {
         Ok(Self(Arc::new(RwLock::new(Arc::new(ring))), Arc::default()))
     }
 
-    /// Also verifies (never signs with) `secret` named `kid`: the key before a rotation,
-    /// on a replica started after it.
+    /// Also verifies (never signs with) `secret` (at least 32 bytes, like a signing one)
+    /// named `kid`: the key before a rotation, on a replica started after it.
     pub fn also_verify(
         self,
         kid: impl Into<String>,
@@ -100,7 +100,11 @@ impl TokenKeys {
         if ring.kid == kid || ring.previous.iter().any(|k| k.kid() == Some(kid.as_str())) {
             return Err(TokenKeyError::KidInUse(kid));
         }
-        let key = JwtKey::secret(Algorithm::HS256, secret.into().expose())?.with_kid(kid);
+        let secret = secret.into();
+        if secret.expose().len() < MIN_SECRET_LEN {
+            return Err(TokenKeyError::TooShort(secret.expose().len()));
+        }
+        let key = JwtKey::secret(Algorithm::HS256, secret.expose())?.with_kid(kid);
         let mut previous = ring.previous.clone();
         previous.push(key);
         let mut all = vec![ring.current.clone()];

@@ -199,7 +199,8 @@ impl<S: TokenStore> TokenIssuer for OpaqueTokens<S> {
         let token = format!("{OPAQUE_PREFIX}{}", URL_SAFE_NO_PAD.encode(&bytes[..]));
         let record = StoredToken {
             principal: principal.clone(),
-            expires_at: self.clock.now() + self.ttl,
+            // A ttl past what `SystemTime` holds (`Duration::MAX`: "never") is the latest.
+            expires_at: latest(self.clock.now(), self.ttl),
         };
         self.store.insert(TokenDigest::of(&token), record).await?;
         Ok(Secret::from(token))
@@ -219,6 +220,18 @@ impl<S: TokenStore> TokenIssuer for OpaqueTokens<S> {
             return Err(AuthError::unauthenticated("token expired"));
         }
         Ok(record.principal.with_scheme("token"))
+    }
+}
+
+/// `now + ttl`, or the latest time `SystemTime` holds below it.
+fn latest(now: SystemTime, ttl: Duration) -> SystemTime {
+    let mut ttl = ttl;
+    loop {
+        match now.checked_add(ttl) {
+            Some(t) => return t,
+            None if ttl.is_zero() => return now,
+            None => ttl /= 2,
+        }
     }
 }
 

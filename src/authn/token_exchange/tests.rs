@@ -175,6 +175,16 @@ fn weak_or_duplicate_keys_are_configuration_errors() {
 }
 
 #[test]
+fn a_weak_secret_is_refused_for_verifying_too() {
+    // A short previous key would let anyone who guesses it forge tokens.
+    let keys = TokenKeys::hs256("k1", S1).unwrap();
+    assert!(matches!(
+        keys.also_verify("k0", b"short".as_slice()),
+        Err(TokenKeyError::TooShort(5))
+    ));
+}
+
+#[test]
 fn only_our_issuer_is_recognized() {
     let clock = clock();
     let tokens = signed(&clock);
@@ -417,4 +427,16 @@ fn rotation_and_drop_move_the_key_generation() {
     assert_eq!(keys.clone().generation(), g1, "clones share the ring");
     keys.drop_previous();
     assert_ne!(keys.generation(), g1);
+}
+
+#[tokio::test]
+async fn an_opaque_token_may_live_forever_without_a_panic() {
+    let clock = clock();
+    let tokens = OpaqueTokens::new(MemoryTokenStore::new(4))
+        .ttl(Duration::MAX)
+        .clock(clock.clone());
+    let token = tokens.issue(&ada()).await.unwrap();
+    let token = std::str::from_utf8(token.expose()).unwrap().to_owned();
+    clock.advance(Duration::from_secs(10 * 365 * 86_400));
+    assert_eq!(tokens.verify(&token).await.unwrap().subject(), "ada");
 }

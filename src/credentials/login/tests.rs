@@ -241,3 +241,38 @@ fn debug_hides_the_password() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn a_jwt_with_an_out_of_range_exp_does_not_panic() {
+    // A server (or a man in the middle on a trusted mesh) can send any `exp`/`iat`:
+    // one past what `SystemTime` holds must not panic the client.
+    let clock = ManualClock::at_unix(1_000_000);
+    let creds = BasicLogin::new("ada", "lovelace").clock(clock.clone());
+    for payload in [
+        format!(r#"{{"exp":{}}}"#, u64::MAX),
+        format!(r#"{{"iat":0,"exp":{}}}"#, u64::MAX),
+        r#"{"exp":1e300}"#.to_owned(),
+    ] {
+        let token = format!("h.{}.s", URL_SAFE_NO_PAD.encode(payload));
+        let login = sent(&creds, PATH).await.unwrap();
+        assert_eq!(auth(&login), BASIC);
+        respond(
+            &creds,
+            PATH,
+            &login,
+            Some(&response(&[("authorization", &format!("Bearer {token}"))])),
+        );
+        // Beyond any representable time: the token never expires on the client.
+        assert_eq!(
+            auth(&sent(&creds, PATH).await.unwrap()),
+            format!("Bearer {token}")
+        );
+        let refused = response(&[("grpc-status", "16")]);
+        respond(
+            &creds,
+            PATH,
+            &sent(&creds, PATH).await.unwrap(),
+            Some(&refused),
+        );
+    }
+}
