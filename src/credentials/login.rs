@@ -324,13 +324,30 @@ impl CallCredentials for BasicLogin {
     }
 
     fn on_response(&self, outcome: &CallOutcome<'_>) {
-        let Some(sent) = outcome.sent().get(AUTHORIZATION) else {
-            return;
-        };
-        if bool::from(sent.as_bytes().ct_eq(self.inner.basic.as_bytes())) {
+        let sent = outcome.sent().get(AUTHORIZATION);
+        if let Some(sent) = sent
+            && bool::from(sent.as_bytes().ct_eq(self.inner.basic.as_bytes()))
+        {
             self.inner.login_done(outcome);
             return;
         }
+        {
+            let mut st = self.inner.lock();
+            // A call that went out during a login carrying neither our Basic nor our
+            // token is the login call whose `authorization` another credential replaced
+            // (a composite, or `PerCallCredentials::add`): the login never happened, so
+            // the calls waiting for it must not wait forever. The next one logs in.
+            if st.login_in_flight && st.token.as_ref().is_none_or(|(t, _)| Some(t) != sent) {
+                st.login_in_flight = false;
+                drop(st);
+                tracing::debug!("grpc-auth: the login's Basic credential was replaced on the call");
+                self.inner.changed.notify_waiters();
+                return;
+            }
+        }
+        let Some(sent) = sent else {
+            return;
+        };
         if outcome.status() == Some(Code::Unauthenticated) {
             let mut st = self.inner.lock();
             // Only the token this call sent, and only once: a newer token stays.

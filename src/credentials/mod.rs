@@ -137,10 +137,13 @@ impl<'a> CallContext<'a> {
 
     /// Whether the call is to `path` (`/package.Service/Method`).
     pub fn is_path(&self, path: &str) -> bool {
+        if self.service.is_empty() {
+            // A context made with `new`: compare with the path formed from its URL.
+            return self.method_path() == path;
+        }
         path.strip_prefix(self.service)
             .and_then(|rest| rest.strip_prefix('/'))
             == Some(self.method_name)
-            && !self.service.is_empty()
     }
 }
 
@@ -432,6 +435,17 @@ mod tests {
         assert_eq!(ctx.method_path(), "/helloworld.Greeter/SayHello");
         let ctx = CallContext::new("https://g.example", "SayHello", true);
         assert_eq!(ctx.method_path(), "/SayHello");
+    }
+
+    #[test]
+    fn is_path_holds_for_both_kinds_of_context() {
+        let path = "/helloworld.Greeter/SayHello";
+        let made = CallContext::new("https://g.example/helloworld.Greeter", "SayHello", true);
+        assert!(made.is_path(path));
+        assert!(!made.is_path("/helloworld.Greeter/SayHelloAdmin"));
+        let through_layer = CallContext::for_path("https://g.example", path, true);
+        assert!(through_layer.is_path(path));
+        assert!(!through_layer.is_path("/other.Service/SayHello"));
     }
 
     #[test]

@@ -276,3 +276,26 @@ async fn a_jwt_with_an_out_of_range_exp_does_not_panic() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_login_whose_basic_was_replaced_on_the_call_does_not_strand_the_waiters() {
+    let clock = ManualClock::at_unix(1_000_000);
+    let creds = BasicLogin::new("ada", "lovelace").clock(clock.clone());
+    let mut login = sent(&creds, PATH).await.unwrap();
+    assert_eq!(auth(&login), BASIC);
+    let waiter = {
+        let creds = creds.clone();
+        tokio::spawn(async move { sent(&creds, PATH).await })
+    };
+    tokio::task::yield_now().await;
+    // Another credential on the same call overwrote `authorization` after BasicLogin.
+    login.insert(AUTHORIZATION, "Bearer someone-elses".parse().unwrap());
+    respond(&creds, PATH, &login, Some(&response(&[])));
+    // The waiter is released and becomes the next login, not stuck behind the first.
+    let md = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the waiting call was released")
+        .unwrap()
+        .unwrap();
+    assert_eq!(auth(&md), BASIC);
+}
