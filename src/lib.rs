@@ -40,6 +40,8 @@
 //!   remote keys (JWKS) with it.
 //! - `rust-crypto`: jsonwebtoken's pure-Rust backend (slower; RS256 about 4x), and
 //!   rustls's ring provider for JWKS. When both are enabled, aws-lc-rs is used.
+//! - `jwks` (default): remote keys (`JwksKeys`, `IssuerKeys`), with reqwest and rustls.
+//!   Without it, static keys only, and none of the HTTP client is built.
 
 #![deny(missing_docs, unreachable_pub, unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]

@@ -2,6 +2,7 @@
 //! generation, Cache-Control, provider failures, size and time limits, unknown-kid
 //! floods, single-flight, the no-kid rule and several issuers. The sources read a
 //! `ManualClock`; every case asserts the exact outcome and the server's fetch counts.
+#![cfg(feature = "jwks")]
 
 #[path = "support/jwks_server.rs"]
 mod jwks_server;

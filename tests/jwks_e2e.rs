@@ -1,6 +1,7 @@
 //! End to end with remote keys: the greeter (examples/support/greeter.rs) on
 //! 127.0.0.1:0 verifying tokens against an in-process JWKS / discovery server, called
 //! by a real tonic client; each case asserts the greeting or the exact status.
+#![cfg(feature = "jwks")]
 
 #[path = "../examples/support/greeter.rs"]
 mod greeter;

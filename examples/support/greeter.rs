@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use grpc_auth::authn::hmac::{HmacAuthenticator, HmacVerifier, StaticHmacKeys};
-use grpc_auth::authn::jwt::{
-    IssuerKeys, JwksKeys, JwtAuthenticator, JwtKey, KeySource, StaticKeys,
-};
+#[cfg(feature = "jwks")]
+use grpc_auth::authn::jwt::{IssuerKeys, JwksKeys};
+use grpc_auth::authn::jwt::{JwtAuthenticator, JwtKey, KeySource, StaticKeys};
 use grpc_auth::authn::token_exchange::{SignedTokens, TokenExchange, TokenKeys};
 use grpc_auth::authn::{
     ApiKeyAuthenticator, AuthRequest, AuthResult, BasicAuthenticator, BoxAuthenticator,
@@ -232,6 +232,7 @@ impl ServerConfig {
 
     /// JWT with remote keys: one source alone, or several routed by `iss` (each
     /// `--oidc-issuer` under its own issuer, a `--jwks-url` under `--jwt-issuer`).
+    #[cfg(feature = "jwks")]
     fn remote_jwt(&self) -> Result<BoxAuthenticator, String> {
         let mut sources = Vec::new();
         for url in &self.jwks_urls {
@@ -258,6 +259,11 @@ impl ServerConfig {
             by_issuer = by_issuer.issuer(iss, keys);
         }
         Ok(self.with_audience(JwtAuthenticator::new(by_issuer)).boxed())
+    }
+
+    #[cfg(not(feature = "jwks"))]
+    fn remote_jwt(&self) -> Result<BoxAuthenticator, String> {
+        Err("--jwks-url/--oidc-issuer need grpc-auth's `jwks` feature".into())
     }
 
     fn with_audience<K: KeySource>(&self, jwt: JwtAuthenticator<K>) -> JwtAuthenticator<K> {

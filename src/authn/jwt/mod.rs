@@ -22,8 +22,11 @@
 //! string), roles from `roles`, and the whole payload as claims.
 
 mod cache;
+#[cfg(feature = "jwks")]
 mod discovery;
+#[cfg(feature = "jwks")]
 mod issuers;
+#[cfg(feature = "jwks")]
 mod jwks;
 mod keys;
 
@@ -37,7 +40,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use cache::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
+#[cfg(feature = "jwks")]
 pub use issuers::IssuerKeys;
+#[cfg(feature = "jwks")]
 pub use jwks::{JwksError, JwksKeys, JwksKeysBuilder};
 pub use keys::{JwtKey, KeyError, KeyQuery, KeySet, KeySource, StaticKeys};
 
