@@ -30,6 +30,7 @@ mod issuers;
 mod jwks;
 mod keys;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -101,6 +102,7 @@ pub struct JwtAuthenticator<K = StaticKeys> {
     leeway: Duration,
     clock: Arc<dyn Clock>,
     cache: Option<Arc<TokenCache>>,
+    scheme: Cow<'static, str>,
 }
 
 impl<K: KeySource> JwtAuthenticator<K> {
@@ -114,6 +116,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
             required: vec!["exp".into(), "sub".into()],
             leeway: DEFAULT_LEEWAY,
             clock: clock::system(),
+            scheme: Cow::Borrowed("jwt"),
             cache: Some(Arc::new(TokenCache::new(
                 DEFAULT_CACHE_TTL,
                 DEFAULT_CACHE_CAPACITY,
@@ -168,6 +171,12 @@ impl<K: KeySource> JwtAuthenticator<K> {
     pub fn cache(mut self, ttl: Duration, capacity: usize) -> Self {
         self.cache =
             (capacity > 0 && !ttl.is_zero()).then(|| Arc::new(TokenCache::new(ttl, capacity)));
+        self
+    }
+
+    /// Names the scheme in the principals it makes (default `"jwt"`).
+    pub fn scheme(mut self, scheme: impl Into<Cow<'static, str>>) -> Self {
+        self.scheme = scheme.into();
         self
     }
 
@@ -235,6 +244,30 @@ impl<K: KeySource> JwtAuthenticator<K> {
         self.check_claims(claims, raw)
     }
 
+    /// Verifies `token` through the verified-token cache (what the layer does): a
+    /// token accepted before, still before its `exp` and the cache TTL and under the
+    /// same keys, is not verified again. Without a cache, the same as [`verify`](Self::verify).
+    pub async fn verify_cached(&self, token: &str) -> Result<Principal, AuthError> {
+        let Some(cache) = &self.cache else {
+            return Ok(self.verify(token).await?.principal);
+        };
+        // Read before verifying: a key change during the check re-verifies next time.
+        let generation = self.keys.generation();
+        let now = self.clock.unix_seconds();
+        if let Some(principal) = cache.get(token, now, generation) {
+            return Ok(principal);
+        }
+        let verified = self.verify(token).await?;
+        cache.insert(
+            token,
+            verified.principal.clone(),
+            verified.expires_at,
+            now,
+            generation,
+        );
+        Ok(verified.principal)
+    }
+
     fn check_claims(&self, claims: StdClaims, raw: String) -> Result<Verified, AuthError> {
         let mut others = None;
         for name in &self.required {
@@ -300,7 +333,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
         };
         let mut scopes: Vec<String> = strings(claims.scope.as_ref()).collect();
         scopes.extend(strings(claims.scp.as_ref()));
-        let principal = Principal::new(subject, "jwt")
+        let principal = Principal::new(subject, self.scheme.clone())
             .with_scopes(scopes)
             .with_roles(strings(claims.roles.as_ref()))
             .with_raw_claims(raw);
@@ -354,24 +387,7 @@ impl<K: KeySource> Authenticator for JwtAuthenticator<K> {
         if !auth.is_scheme("Bearer") {
             return Ok(None);
         }
-        let token = auth.credentials();
-        let Some(cache) = &self.cache else {
-            return Ok(Some(self.verify(token).await?.principal.into()));
-        };
-        let generation = self.keys.generation();
-        let now = self.clock.unix_seconds();
-        if let Some(principal) = cache.get(token, now, generation) {
-            return Ok(Some(principal.into()));
-        }
-        let verified = self.verify(token).await?;
-        cache.insert(
-            token,
-            verified.principal.clone(),
-            verified.expires_at,
-            now,
-            generation,
-        );
-        Ok(Some(verified.principal.into()))
+        Ok(Some(self.verify_cached(auth.credentials()).await?.into()))
     }
 }
 

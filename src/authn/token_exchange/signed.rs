@@ -255,7 +255,8 @@ impl SignedTokens {
         let mut v = JwtAuthenticator::new(self.keys.clone())
             .issuer(self.issuer.clone())
             .leeway(self.leeway)
-            .clock(ArcClock(self.clock.clone()));
+            .clock(ArcClock(self.clock.clone()))
+            .scheme("token");
         if let Some(aud) = &self.audience {
             v = v.audience(aud.clone());
         }
@@ -361,8 +362,7 @@ impl TokenIssuer for SignedTokens {
     }
 
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let verified = self.verifier.verify(token).await?;
-        Ok(verified.principal.with_scheme("token"))
+        self.verifier.verify_cached(token).await
     }
 }
 
