@@ -9,6 +9,9 @@
 //! logs in with Basic on the first call and sends the bearer the server answered with
 //! (a server started with `--issue-tokens`); `--calls N` makes N calls to show it.
 
+#[path = "support/flags.rs"]
+mod flags;
+
 use grpc_auth::credentials::{
     ApiKeyCredentials, BasicCredentials, BasicLogin, BearerToken, Composite, CredentialsLayer,
     HmacSigner, JwtAccessCredentials,
@@ -76,12 +79,8 @@ fn parse() -> Result<Args, String> {
                 a.creds = std::mem::take(&mut a.creds).with(ApiKeyCredentials::new(value()?))
             }
             "--hmac" => {
-                let v = value()?;
-                // A key id may end in base64 padding: split after the first run of `=`.
-                let start = v.find('=').ok_or("--hmac takes KEY_ID=SECRET")?;
-                let run = v[start..].bytes().take_while(|&b| b == b'=').count();
-                let (id, secret) = v.split_at(start + run - 1);
-                a.creds = std::mem::take(&mut a.creds).with(HmacSigner::new(id, &secret[1..]));
+                let (id, secret) = flags::key_secret(&value()?)?;
+                a.creds = std::mem::take(&mut a.creds).with(HmacSigner::new(id, secret));
             }
             "--jwt-key" => jwt_key = Some(read(value()?)?),
             "--jwt-issuer" => jwt_issuer = value()?,

@@ -18,10 +18,13 @@
 //! 15 minutes), signed with `--token-secret` (32 bytes or more, shared by replicas) or a
 //! random key.
 
+#[path = "support/flags.rs"]
+mod flags;
 #[path = "support/greeter.rs"]
 mod greeter;
 
-use greeter::{ServerConfig, key_secret, pair};
+use flags::{key_secret, pair};
+use greeter::ServerConfig;
 
 const USAGE: &str = "usage: greeter_server [--addr HOST:PORT] [--jwt-hs256-secret S] [--jwt-public-key PEM_FILE]... \
 [--jwt-issuer ISS] [--jwt-audience AUD] [--jwks-url URL]... [--oidc-issuer ISSUER]... [--basic-user USER:PASSWORD]... [--api-key KEY=PRINCIPAL]... [--hmac-key KEY_ID=SECRET]... \

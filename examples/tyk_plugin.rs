@@ -14,14 +14,17 @@
 //! `--replay-cache 0` turns replay protection off (hmac.sh-style clients sign the date
 //! alone, so two requests within one second carry the same signature).
 
+#[path = "support/flags.rs"]
+mod flags;
 #[path = "support/tyk.rs"]
 mod tyk;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use flags::key_secret;
 use grpc_auth::clock::SystemClock;
-use tyk::{PluginConfig, TykPlugin, key_secret};
+use tyk::{PluginConfig, TykPlugin};
 
 const USAGE: &str =
     "usage: tyk_plugin [--listen HOST:PORT] [--hmac-key KEY_ID=SECRET]... [--max-skew SECONDS]";

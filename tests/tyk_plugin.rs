@@ -5,6 +5,8 @@
 //! spec with OrgID/APIID/config_data). Expected signatures are computed here from the
 //! spec and hmac.sh with `hmac`/`sha2`/`base64` directly.
 
+#[path = "../examples/support/flags.rs"]
+mod flags;
 #[path = "../examples/support/tyk.rs"]
 mod tyk;
 
@@ -475,12 +477,12 @@ fn logged_urls_leave_query_credentials_out() {
 #[test]
 fn key_flags_split_after_base64_padding() {
     assert_eq!(
-        tyk::key_secret(&format!("{KEY}={SECRET}")).unwrap(),
+        flags::key_secret(&format!("{KEY}={SECRET}")).unwrap(),
         (KEY.to_owned(), SECRET.to_owned())
     );
     assert_eq!(
-        tyk::key_secret("svc=se=cret").unwrap(),
+        flags::key_secret("svc=se=cret").unwrap(),
         ("svc".to_owned(), "se=cret".to_owned())
     );
-    assert!(tyk::key_secret("no-separator").is_err());
+    assert!(flags::key_secret("no-separator").is_err());
 }

@@ -365,14 +365,3 @@ pub async fn spawn(plugin: TykPlugin) -> SocketAddr {
     });
     addr
 }
-
-/// Parses `KEY_ID=SECRET`. A key id may end in base64 padding (the Tyk demo's
-/// `eyJ...fQ==`): the split is at the last `=` of the first run of `=`.
-pub fn key_secret(s: &str) -> Result<(String, String), String> {
-    let start = s
-        .find('=')
-        .ok_or_else(|| format!("expected `KEY_ID=SECRET`, got {s:?}"))?;
-    let run = s[start..].bytes().take_while(|&b| b == b'=').count();
-    let (id, secret) = s.split_at(start + run - 1);
-    Ok((id.to_owned(), secret[1..].to_owned()))
-}
