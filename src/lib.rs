@@ -54,6 +54,9 @@ pub mod authn;
 pub mod clock;
 pub mod credentials;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod layer;
 pub mod policy;
 mod principal;

@@ -36,17 +36,17 @@ pub(super) enum Endpoint {
 }
 
 impl Endpoint {
-    pub(super) fn jwks(url: &str) -> Result<Self, JwksError> {
-        Ok(Self::Jwks(http_url(url)?))
+    pub(super) fn jwks(url: &str, allow_http: bool) -> Result<Self, JwksError> {
+        Ok(Self::Jwks(http_url(url, allow_http)?))
     }
 
-    pub(super) fn discovery(issuer: String) -> Result<Self, JwksError> {
+    pub(super) fn discovery(issuer: String, allow_http: bool) -> Result<Self, JwksError> {
         let config = format!(
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
         );
         Ok(Self::Discovery {
-            config: http_url(&config)?,
+            config: http_url(&config, allow_http)?,
             issuer,
         })
     }
@@ -128,40 +128,8 @@ impl Fetcher {
     }
 
     async fn discover(&self, issuer: &str, config: &Url) -> Result<Url, JwksError> {
-        #[derive(Deserialize)]
-        struct Discovery {
-            issuer: Option<String>,
-            jwks_uri: Option<String>,
-        }
         let (body, _) = self.get(config).await?;
-        let doc: Discovery = serde_json::from_slice(&body).map_err(|e| {
-            JwksError::Invalid(format!(
-                "{}: not an OpenID Connect discovery document: {e}",
-                Shown(config)
-            ))
-        })?;
-        if doc.issuer.as_deref() != Some(issuer) {
-            return Err(JwksError::IssuerMismatch {
-                expected: issuer.to_owned(),
-                found: doc.issuer.unwrap_or_default(),
-            });
-        }
-        let Some(uri) = doc.jwks_uri else {
-            return Err(JwksError::Invalid(format!(
-                "{}: no jwks_uri",
-                Shown(config)
-            )));
-        };
-        let url = http_url(&uri)
-            .map_err(|e| JwksError::Invalid(format!("{}: jwks_uri: {e}", Shown(config))))?;
-        if config.scheme() == "https" && url.scheme() != "https" {
-            return Err(JwksError::Invalid(format!(
-                "{}: jwks_uri {} is not https",
-                Shown(config),
-                Shown(&url)
-            )));
-        }
-        Ok(url)
+        parse_discovery(&body, issuer, config, self.settings.allow_http)
     }
 
     /// GETs `url`: a 2xx body within the size limit, and its `Cache-Control: max-age`.
@@ -199,15 +167,87 @@ impl Fetcher {
     }
 }
 
-fn http_url(url: &str) -> Result<Url, JwksError> {
-    let parsed =
-        Url::parse(url).map_err(|e| JwksError::Config(format!("invalid URL {url:?}: {e}")))?;
+/// A key or discovery URL: https; http only to a loopback host or when `allow_http`.
+fn http_url(url: &str, allow_http: bool) -> Result<Url, JwksError> {
+    let parsed = Url::parse(url)
+        .map_err(|e| JwksError::Config(format!("invalid URL {}: {e}", shown_str(url))))?;
+    let shown = Shown(&parsed);
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
         return Err(JwksError::Config(format!(
-            "invalid URL {url:?}: not an http(s) URL"
+            "invalid URL {shown}: not an http(s) URL"
+        )));
+    }
+    if parsed.scheme() == "http" && !allow_http && !is_loopback(&parsed) {
+        return Err(JwksError::Config(format!(
+            "invalid URL {shown}: plain http is refused (keys could be replaced in transit); \
+             use https, or allow_http() to opt in"
         )));
     }
     Ok(parsed)
+}
+
+/// A URL text that did not parse, as errors show it: everything up to its last `@` is
+/// dropped, so a password in it is never shown.
+fn shown_str(url: &str) -> String {
+    match url.rsplit_once('@') {
+        Some((_, rest)) => format!("[redacted]@{rest}"),
+        None => url.to_owned(),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The `jwks_uri` of an OpenID Connect discovery document fetched from `config`, whose
+/// `issuer` must be `issuer`. An https issuer may not point to an http `jwks_uri`.
+pub(crate) fn parse_discovery(
+    body: &[u8],
+    issuer: &str,
+    config: &Url,
+    allow_http: bool,
+) -> Result<Url, JwksError> {
+    #[derive(Deserialize)]
+    struct Discovery {
+        issuer: Option<String>,
+        jwks_uri: Option<String>,
+    }
+    let doc: Discovery = serde_json::from_slice(body).map_err(|e| {
+        JwksError::Invalid(format!(
+            "{}: not an OpenID Connect discovery document: {e}",
+            Shown(config)
+        ))
+    })?;
+    if doc.issuer.as_deref() != Some(issuer) {
+        return Err(JwksError::IssuerMismatch {
+            expected: issuer.to_owned(),
+            found: doc.issuer.unwrap_or_default(),
+        });
+    }
+    let Some(uri) = doc.jwks_uri else {
+        return Err(JwksError::Invalid(format!(
+            "{}: no jwks_uri",
+            Shown(config)
+        )));
+    };
+    let url = http_url(&uri, allow_http)
+        .map_err(|e| JwksError::Invalid(format!("{}: jwks_uri: {e}", Shown(config))))?;
+    if config.scheme() == "https" && url.scheme() != "https" {
+        return Err(JwksError::Invalid(format!(
+            "{}: jwks_uri {} is not https",
+            Shown(config),
+            Shown(&url)
+        )));
+    }
+    Ok(url)
 }
 
 /// The HTTP client: rustls with this crate's crypto provider (aws-lc-rs, or ring
@@ -294,7 +334,7 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// The smallest `max-age` of the `Cache-Control` headers; `no-cache` and `no-store`
 /// count as 0.
-fn cache_max_age(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn cache_max_age(headers: &HeaderMap) -> Option<Duration> {
     let mut max_age: Option<Duration> = None;
     for value in headers.get_all(http::header::CACHE_CONTROL) {
         let Ok(value) = value.to_str() else { continue };
@@ -329,7 +369,7 @@ enum Skip {
 }
 
 /// The usable keys of a JWK set and their fingerprint.
-fn parse_jwks(body: &[u8], source: &Url) -> Result<(Vec<JwtKey>, Vec<String>), JwksError> {
+pub(crate) fn parse_jwks(body: &[u8], source: &Url) -> Result<(Vec<JwtKey>, Vec<String>), JwksError> {
     #[derive(Deserialize)]
     struct JwkSet {
         keys: Vec<Value>,
@@ -578,6 +618,37 @@ mod tests {
         let shown = format!("{keys:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert_eq!(Shown(&url()).to_string(), "http://127.0.0.1/jwks.json");
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_loopback_or_allowed() {
+        for bad in [
+            "http://idp.example/jwks.json",
+            "http://10.0.0.1/jwks.json",
+            "http://user:pw@idp.example/jwks.json",
+        ] {
+            let err = JwksKeys::builder(bad).build().unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("plain http is refused"), "{bad}: {text}");
+            assert!(!text.contains("pw@"), "{text}");
+        }
+        let err = JwksKeys::discover("http://idp.example").build().unwrap_err();
+        assert!(err.to_string().contains("plain http is refused"), "{err}");
+        for ok in [
+            "http://127.0.0.1:8080/jwks.json",
+            "http://localhost/jwks.json",
+            "http://[::1]:9/jwks.json",
+        ] {
+            JwksKeys::builder(ok).build().unwrap();
+        }
+        JwksKeys::builder("http://idp.example/jwks.json")
+            .allow_http()
+            .build()
+            .unwrap();
+        let url = Url::parse("https://idp.example/.well-known/openid-configuration").unwrap();
+        let doc = br#"{"issuer":"https://idp.example","jwks_uri":"http://keys.example/jwks"}"#;
+        let err = parse_discovery(doc, "https://idp.example", &url, false).unwrap_err();
+        assert!(err.to_string().contains("plain http is refused"), "{err}");
     }
 
     #[test]

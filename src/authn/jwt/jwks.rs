@@ -127,10 +127,13 @@ pub(super) struct Settings {
     pub(super) connect_timeout: Duration,
     pub(super) timeout: Duration,
     pub(super) max_bytes: usize,
+    /// Plain `http://` URLs to hosts other than loopback are accepted.
+    pub(super) allow_http: bool,
 }
 
 impl JwksKeys {
-    /// Keys from the JWK set at `jwks_url` (https, or http for tests).
+    /// Keys from the JWK set at `jwks_url`: https, or plain http to a loopback host
+    /// (tests) or with [`allow_http`](JwksKeysBuilder::allow_http).
     pub fn builder(jwks_url: impl Into<String>) -> JwksKeysBuilder {
         JwksKeysBuilder::new(Target::Jwks(jwks_url.into()))
     }
@@ -241,6 +244,7 @@ impl JwksKeysBuilder {
                 connect_timeout: DEFAULT_CONNECT_TIMEOUT,
                 timeout: DEFAULT_TIMEOUT,
                 max_bytes: DEFAULT_MAX_BYTES,
+                allow_http: false,
             },
             clock: clock::system(),
             root_pems: Vec::new(),
@@ -294,6 +298,14 @@ impl JwksKeysBuilder {
         self
     }
 
+    /// Accepts plain `http://` key and discovery URLs to any host. Off by default: keys
+    /// fetched without TLS can be replaced by anyone on the path, so only https (and
+    /// http to a loopback address, for tests) is accepted.
+    pub fn allow_http(mut self) -> Self {
+        self.settings.allow_http = true;
+        self
+    }
+
     /// Reads the time (key age, refresh and retry times) from `clock`.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -311,8 +323,8 @@ impl JwksKeysBuilder {
     /// fails on a URL that does not parse or is not http(s), or bad root certificates.
     pub fn build(self) -> Result<JwksKeys, JwksError> {
         let endpoint = match self.target {
-            Target::Jwks(url) => Endpoint::jwks(&url)?,
-            Target::Discovery(issuer) => Endpoint::discovery(issuer)?,
+            Target::Jwks(url) => Endpoint::jwks(&url, self.settings.allow_http)?,
+            Target::Discovery(issuer) => Endpoint::discovery(issuer, self.settings.allow_http)?,
         };
         let fetcher = Fetcher::new(endpoint, self.settings, &self.root_pems)?;
         Ok(JwksKeys {

@@ -48,6 +48,8 @@ pub use jwks::{JwksError, JwksKeys, JwksKeysBuilder};
 pub use keys::{JwtKey, KeyError, KeyQuery, KeySet, KeySource, StaticKeys};
 
 use cache::TokenCache;
+#[cfg(all(feature = "fuzzing", feature = "jwks"))]
+pub(crate) use discovery::{cache_max_age, parse_discovery, parse_jwks};
 
 use super::{AuthRequest, AuthResult, Authenticator};
 use crate::clock::{self, Clock};
@@ -198,10 +200,19 @@ impl<K: KeySource> JwtAuthenticator<K> {
     pub async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let (message, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
         let (_, payload) = message.split_once('.').ok_or_else(malformed)?;
-        if payload.contains('.') {
+        // base64url without padding is the only encoding (RFC 7515 section 2): a
+        // padded segment would give one signed token a second accepted spelling.
+        if payload.contains('.') || token.contains('=') {
             return Err(malformed());
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| malformed())?;
+        // No header extension is understood, so any `crit` (RFC 7515 section 4.1.11,
+        // including RFC 7797's `b64`) makes the token unverifiable.
+        if header.crit.is_some() {
+            return Err(AuthError::unauthenticated(
+                "token has unsupported critical header parameters",
+            ));
+        }
         let kid = header.kid.as_deref();
         let keys = self
             .keys
@@ -234,7 +245,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
             );
         }
         let payload = URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
+            .decode(payload)
             .map_err(|_| malformed())?;
         if payload.trim_ascii_start().first() != Some(&b'{') {
             return Err(malformed());

@@ -1497,3 +1497,74 @@ async fn bad_bearer_token_is_rejected_not_absent() {
     assert_eq!(err.code(), Code::Unauthenticated);
     assert_eq!(err.to_string(), "token expired");
 }
+
+// ---------------------------------------------------------------------------
+// One encoding per token (RFC 7515): padding and `crit`
+// ---------------------------------------------------------------------------
+
+/// `segment` re-encoded as base64url with `=` padding.
+fn padded(segment: &str) -> String {
+    let bytes = URL_SAFE_NO_PAD.decode(segment).unwrap();
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
+}
+
+#[tokio::test]
+async fn padded_segments_are_malformed() {
+    // Claims whose encodings need padding in every segment: lengths not multiples of 3.
+    let auth = hmac_auth();
+    for extra in 0..3 {
+        let c = json!({ "sub": "ada", "exp": NOW + 3600, "x": "y".repeat(extra) });
+        let token = hs256(&c);
+        accept(&auth, &token).await;
+        let parts: Vec<&str> = token.split('.').collect();
+        for i in 0..3 {
+            let mut p: Vec<String> = parts.iter().map(|s| (*s).to_owned()).collect();
+            p[i] = padded(parts[i]);
+            if p[i] == parts[i] {
+                continue; // this segment's length needs no padding
+            }
+            let forged = p.join(".");
+            assert_eq!(reject(&auth, &forged).await, "malformed token", "segment {i}");
+        }
+    }
+    // A lone '=' anywhere is refused too.
+    let token = hs256(&claims());
+    assert_eq!(
+        reject(&auth, &format!("{token}=")).await,
+        "malformed token"
+    );
+}
+
+#[tokio::test]
+async fn a_signature_is_padded_in_the_hs256_case() {
+    // HS256 signatures are 32 bytes: 43 base64url characters, so padding adds one '='.
+    let token = hs256(&claims());
+    let (message, signature) = token.rsplit_once('.').unwrap();
+    let forged = format!("{message}.{}", padded(signature));
+    assert_ne!(forged, token);
+    assert_eq!(reject(&hmac_auth(), &forged).await, "malformed token");
+}
+
+#[tokio::test]
+async fn any_crit_header_is_refused_even_when_validly_signed() {
+    install_crypto_provider();
+    let auth = hmac_auth();
+    for crit in [json!(["b64"]), json!(["exp"]), json!([])] {
+        let header = json!({ "alg": "HS256", "typ": "JWT", "crit": crit, "b64": true });
+        let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap());
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
+        let message = format!("{header}.{payload}");
+        let sig = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            &EncodingKey::from_secret(SECRET),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        let token = format!("{message}.{sig}");
+        assert_eq!(
+            reject(&auth, &token).await,
+            "token has unsupported critical header parameters",
+            "crit {crit}"
+        );
+    }
+}
