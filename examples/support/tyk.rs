@@ -184,11 +184,12 @@ impl TykPlugin {
     }
 }
 
-/// 400 for a request that is not well-formed, 503 when the key store failed, else 401.
+/// 400 for a request that is not well-formed, 503 when the check could not be made
+/// (key store down, replay cache full), else 401.
 pub fn status_for(e: &HmacError) -> i32 {
     if e.is_malformed() {
         400
-    } else if matches!(e, HmacError::KeyStore(_)) {
+    } else if e.is_unavailable() {
         503
     } else {
         401

@@ -11,8 +11,9 @@ use crate::AuthError;
 ///
 /// [`is_malformed`](Self::is_malformed) separates requests that are not well-formed
 /// (an HTTP front end answers 400) from well-formed ones that fail verification (401).
-/// Every variant becomes `UNAUTHENTICATED`, except [`KeyStore`](Self::KeyStore)
-/// (`UNAVAILABLE`: the store failed, the caller did not).
+/// Every variant becomes `UNAUTHENTICATED`, except [`KeyStore`](Self::KeyStore) and
+/// [`ReplayCacheFull`](Self::ReplayCacheFull) (`UNAVAILABLE`: the server could not
+/// check, the caller did nothing wrong; see [`is_unavailable`](Self::is_unavailable)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HmacError {
@@ -81,6 +82,10 @@ pub enum HmacError {
     /// The same signature was already accepted within the window.
     #[error("HMAC signature already used (replay)")]
     Replay,
+    /// The replay cache is full of signatures whose dates are still inside the skew
+    /// window: this one cannot be remembered, so it is refused (retry later).
+    #[error("HMAC replay cache full")]
+    ReplayCacheFull,
     /// The key store failed (a database or a remote lookup).
     #[error("HMAC key store unavailable: {0}")]
     KeyStore(Cow<'static, str>),
@@ -113,11 +118,21 @@ impl HmacError {
     }
 }
 
+impl HmacError {
+    /// Whether the check could not be made (the key store failed, or the replay cache
+    /// is full of live signatures): `UNAVAILABLE`, 503 at an HTTP front end.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::KeyStore(_) | Self::ReplayCacheFull)
+    }
+}
+
 impl From<HmacError> for AuthError {
     fn from(e: HmacError) -> Self {
         match e {
             HmacError::MissingAuthorization => AuthError::Missing,
-            HmacError::KeyStore(_) => AuthError::unavailable(e.to_string()),
+            HmacError::KeyStore(_) | HmacError::ReplayCacheFull => {
+                AuthError::unavailable(e.to_string())
+            }
             e => AuthError::unauthenticated(e.to_string()),
         }
     }

@@ -45,7 +45,8 @@
 //! - `date` and `(request-target)` must be signed; [`allow_date_only`](HmacVerifier::allow_date_only)
 //!   accepts Tyk-demo style signatures over the date alone (no binding to the method);
 //! - a signature is accepted once: a bounded cache ([`DEFAULT_REPLAY_CACHE_SIZE`])
-//!   remembers it. Clients sending several calls per second to one method must sign a
+//!   remembers it until its date leaves the skew window; a cache full of live
+//!   signatures refuses new ones (`UNAVAILABLE`) rather than forget one. Clients sending several calls per second to one method must sign a
 //!   nonce (the signer does by default), or identical date-only signatures are replays;
 //! - each metadata value read is bounded to 8 KiB, at most 32 headers may be listed.
 
@@ -72,7 +73,7 @@ use super::{AuthRequest, AuthResult, Authenticator, DEFAULT_MAX_VALUE_LEN};
 use crate::Principal;
 use crate::clock::{self, Clock};
 use parse::{decode_signature, parse_params};
-use replay::ReplayCache;
+use replay::{FirstUse, ReplayCache};
 
 /// Default allowed distance between the `date` and the verifier's clock: 300 s.
 pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(300);
@@ -92,6 +93,12 @@ pub struct HmacVerified {
     pub headers: Vec<String>,
     /// The signed date.
     pub date: SystemTime,
+}
+
+/// Seconds since the epoch; a date before it counts as 0.
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Verifies HMAC request signatures against a [`HmacKeyStore`]. Cheap to clone; clones
@@ -136,14 +143,21 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
     }
 
     /// Accepts any date (as Tyk does with a clock skew of 0). The date must still parse
-    /// and be signed; replay protection then lasts until the cache evicts an entry.
+    /// and be signed. A signature then stays replayable forever, so the replay cache
+    /// never forgets one: once it holds `replay_cache_size` signatures, every new one is
+    /// refused (`UNAVAILABLE`). Use it with `replay_cache_size(0)` only when replays do
+    /// not matter.
     pub fn without_skew_check(mut self) -> Self {
         self.max_skew = None;
         self
     }
 
-    /// Sets how many accepted signatures are remembered (default 65 536); `0` turns
-    /// replay protection off. Size it above peak calls per second times twice the skew.
+    /// Sets how many accepted signatures are remembered (default 65 536, about 7.5 MB);
+    /// `0` turns replay protection off. A signature is remembered until its date leaves
+    /// the skew window, never less; when every entry is still live and the cache is
+    /// full, a new signature is refused with `UNAVAILABLE` ("HMAC replay cache full")
+    /// and a warning is logged. Size it above peak signed calls per second times twice
+    /// the skew (a date may be up to the skew ahead of the clock).
     pub fn replay_cache_size(mut self, entries: usize) -> Self {
         self.replay_capacity = entries;
         self.replay = (entries > 0).then(|| Arc::new(ReplayCache::new(entries)));
@@ -264,10 +278,24 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
         if secret.is_empty() || !algorithm.verify(secret.expose(), signing.as_bytes(), &mac) {
             return Err(HmacError::BadSignature);
         }
-        if let Some(replay) = &self.replay
-            && !replay.first_use(params.key_id, &mac)
-        {
-            return Err(HmacError::Replay);
+        if let Some(replay) = &self.replay {
+            // Remembered while the date can pass the skew check: until date + skew.
+            let expires_at = match self.max_skew {
+                Some(skew) => unix_seconds(date).saturating_add(skew.as_secs()),
+                None => u64::MAX,
+            };
+            match replay.first_use(params.key_id, &mac, expires_at, self.clock.unix_seconds()) {
+                FirstUse::Yes => {}
+                FirstUse::Replay => return Err(HmacError::Replay),
+                FirstUse::Full => {
+                    tracing::warn!(
+                        method = path,
+                        capacity = self.replay_capacity,
+                        "grpc-auth: HMAC replay cache full of live signatures; signature refused"
+                    );
+                    return Err(HmacError::ReplayCacheFull);
+                }
+            }
         }
         Ok(HmacVerified {
             key_id: params.key_id.to_owned(),

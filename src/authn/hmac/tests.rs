@@ -674,3 +674,85 @@ fn authenticator_gives_the_key_id_as_principal_or_the_reason() {
         AuthError::unauthenticated("malformed HMAC Signature: missing parameter algorithm")
     );
 }
+
+/// A valid signature over `(request-target) date x-nonce` at `date`.
+fn signed_with_nonce(date: &str, nonce: &str) -> HeaderMap {
+    let s = format!("{}\nx-nonce: {nonce}", signing_string(date));
+    let sig = sha256_b64(SECRET, &s);
+    headers(&[
+        (
+            "authorization",
+            &auth_value("hmac-sha256", "(request-target) date x-nonce", &sig),
+        ),
+        ("date", date),
+        ("x-nonce", nonce),
+    ])
+}
+
+#[test]
+fn a_captured_signature_stays_refused_under_traffic_while_its_date_is_valid() {
+    // The reported defect: once the cache was full, ~2,000 further calls pushed the
+    // captured signature out while its date still passed the skew check.
+    let c = clock();
+    let v = verifier().clock(c.clone()).replay_cache_size(1_000);
+    let captured = signed_with_nonce(DATE, "captured");
+    assert!(verify(&v, &captured).is_ok());
+    let (mut accepted, mut full) = (0, 0);
+    for i in 0..5_000 {
+        match verify(&v, &signed_with_nonce(DATE, &format!("n-{i}"))) {
+            Ok(_) => accepted += 1,
+            Err(HmacError::ReplayCacheFull) => full += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((accepted, full), (999, 4_001));
+    let full_err = AuthError::from(HmacError::ReplayCacheFull);
+    assert_eq!(full_err.code(), tonic::Code::Unavailable);
+    assert_eq!(full_err.to_string(), "HMAC replay cache full");
+    // Still refused at the last second its date is valid (skew 300 s).
+    c.advance(Duration::from_secs(300));
+    assert_eq!(
+        err(&v, &captured),
+        refused("HMAC signature already used (replay)")
+    );
+    // One second later the date check refuses it, and the expired entries free room.
+    c.advance(Duration::from_secs(1));
+    assert_eq!(
+        err(&v, &captured),
+        refused("date is outside the allowed clock skew of 300 s")
+    );
+    let fresh_date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(NOW + 301));
+    assert!(verify(&v, &signed_with_nonce(&fresh_date, "later")).is_ok());
+}
+
+#[test]
+fn a_date_ahead_of_the_clock_is_remembered_until_it_leaves_the_window() {
+    let c = clock();
+    let v = verifier().clock(c.clone());
+    // Signed 200 s in the future: valid until NOW + 500.
+    let ahead = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(NOW + 200));
+    let h = signed_with_nonce(&ahead, "n");
+    assert!(verify(&v, &h).is_ok());
+    c.advance(Duration::from_secs(500));
+    assert_eq!(err(&v, &h), refused("HMAC signature already used (replay)"));
+}
+
+#[test]
+fn without_a_skew_check_signatures_are_never_forgotten() {
+    let v = verifier().without_skew_check().replay_cache_size(3);
+    let first = signed_with_nonce(DATE, "first");
+    assert!(verify(&v, &first).is_ok());
+    for i in 0..2 {
+        assert!(verify(&v, &signed_with_nonce(DATE, &format!("n-{i}"))).is_ok());
+    }
+    for i in 2..100 {
+        assert_eq!(
+            verify(&v, &signed_with_nonce(DATE, &format!("n-{i}"))).unwrap_err(),
+            HmacError::ReplayCacheFull
+        );
+    }
+    assert_eq!(
+        err(&v, &first),
+        refused("HMAC signature already used (replay)")
+    );
+}
