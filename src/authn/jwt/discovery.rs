@@ -369,7 +369,10 @@ enum Skip {
 }
 
 /// The usable keys of a JWK set and their fingerprint.
-pub(crate) fn parse_jwks(body: &[u8], source: &Url) -> Result<(Vec<JwtKey>, Vec<String>), JwksError> {
+pub(crate) fn parse_jwks(
+    body: &[u8],
+    source: &Url,
+) -> Result<(Vec<JwtKey>, Vec<String>), JwksError> {
     #[derive(Deserialize)]
     struct JwkSet {
         keys: Vec<Value>,
@@ -632,7 +635,9 @@ mod tests {
             assert!(text.contains("plain http is refused"), "{bad}: {text}");
             assert!(!text.contains("pw@"), "{text}");
         }
-        let err = JwksKeys::discover("http://idp.example").build().unwrap_err();
+        let err = JwksKeys::discover("http://idp.example")
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("plain http is refused"), "{err}");
         for ok in [
             "http://127.0.0.1:8080/jwks.json",

@@ -244,9 +244,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
                 failure.unwrap_or_else(|| AuthError::unauthenticated("invalid token signature"))
             );
         }
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| malformed())?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| malformed())?;
         if payload.trim_ascii_start().first() != Some(&b'{') {
             return Err(malformed());
         }

@@ -1524,15 +1524,16 @@ async fn padded_segments_are_malformed() {
                 continue; // this segment's length needs no padding
             }
             let forged = p.join(".");
-            assert_eq!(reject(&auth, &forged).await, "malformed token", "segment {i}");
+            assert_eq!(
+                reject(&auth, &forged).await,
+                "malformed token",
+                "segment {i}"
+            );
         }
     }
     // A lone '=' anywhere is refused too.
     let token = hs256(&claims());
-    assert_eq!(
-        reject(&auth, &format!("{token}=")).await,
-        "malformed token"
-    );
+    assert_eq!(reject(&auth, &format!("{token}=")).await, "malformed token");
 }
 
 #[tokio::test]
