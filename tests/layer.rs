@@ -138,12 +138,12 @@ async fn a_failing_dependency_is_unavailable() {
 struct Login;
 impl Authenticator for Login {
     async fn authenticate(&self, _: &AuthRequest<'_>) -> AuthResult {
-        let mut response_headers = HeaderMap::new();
-        response_headers.insert("authorization", HeaderValue::from_static("Bearer issued"));
-        Ok(Some(Authenticated {
-            principal: Principal::new("ada", "basic"),
-            response_headers,
-        }))
+        Ok(Some(
+            Authenticated::new(Principal::new("ada", "basic")).with_response_header(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_static("Bearer issued"),
+            ),
+        ))
     }
 }
 

@@ -7,7 +7,7 @@ use std::hash::BuildHasher;
 
 use http::HeaderName;
 
-use super::{AuthRequest, AuthResult};
+use super::{AuthRequest, AuthResult, Authenticated};
 use crate::{AuthError, Principal, Secret, authn::Authenticator};
 
 /// Authenticates an API key sent in a metadata entry.
@@ -89,7 +89,9 @@ impl Authenticator for ApiKeyAuthenticator {
         self.keys
             .get(&self.hasher.hash_one(presented))
             .and_then(|bucket| bucket.iter().find(|(k, _)| k.ct_eq(presented)))
-            .map(|(_, principal)| Some(principal.clone().into()))
+            .map(|(_, principal)| {
+                Some(Authenticated::new(principal.clone()).with_credential(self.header.clone()))
+            })
             .ok_or_else(|| AuthError::unauthenticated("invalid API key"))
     }
 }

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{AuthRequest, AuthResult, Authenticator};
+use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::clock::{self, Clock};
 use crate::{AuthError, Principal, Secret};
 
@@ -155,6 +155,10 @@ impl Default for BasicAuthenticator {
     }
 }
 
+fn accepted(principal: Principal) -> Authenticated {
+    Authenticated::new(principal).with_credential(http::header::AUTHORIZATION)
+}
+
 fn bad_credentials() -> AuthError {
     AuthError::unauthenticated("invalid username or password")
 }
@@ -222,7 +226,7 @@ impl Authenticator for BasicAuthenticator {
                     && let Some((expires, principal)) = cache.get(&key)
                 {
                     if now < expires {
-                        return Ok(Some(principal.into()));
+                        return Ok(Some(accepted(principal)));
                     }
                     cache.remove(&key);
                 }
@@ -234,7 +238,7 @@ impl Authenticator for BasicAuthenticator {
             }
         };
         if ok {
-            Ok(Some(user.principal.clone().into()))
+            Ok(Some(accepted(user.principal.clone())))
         } else {
             Err(bad_credentials())
         }

@@ -3,10 +3,14 @@
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::AuthError;
 
-/// Accepts the first scheme whose credential is present.
+/// Accepts a request when one scheme authenticates it and no credential it carries
+/// is bad.
 ///
-/// A request that lacks `A`'s credential falls through to `B`; a request that
-/// presents a bad credential to `A` is rejected, never retried with `B`.
+/// A request that lacks `A`'s credential falls through to `B`. A request that presents
+/// a bad credential to either scheme is rejected, whatever the order: when `A`
+/// accepts, `B` still judges the request, with the entries `A` accepted hidden
+/// ([`Authenticated::credentials`]), so a valid bearer cannot carry a wrong or repeated
+/// `x-api-key` past the check. The principal is the first accepting scheme's.
 /// Built with [`Authenticator::or`].
 #[derive(Debug, Clone)]
 pub struct AnyOf<A, B> {
@@ -15,7 +19,7 @@ pub struct AnyOf<A, B> {
 }
 
 impl<A, B> AnyOf<A, B> {
-    /// `first`, else `second`.
+    /// `first`, else `second`; both must accept what they find.
     pub fn new(first: A, second: B) -> Self {
         Self { first, second }
     }
@@ -23,10 +27,17 @@ impl<A, B> AnyOf<A, B> {
 
 impl<A: Authenticator, B: Authenticator> Authenticator for AnyOf<A, B> {
     async fn authenticate(&self, req: &AuthRequest<'_>) -> AuthResult {
-        match self.first.authenticate(req).await? {
-            Some(found) => Ok(Some(found)),
-            None => self.second.authenticate(req).await,
+        let Some(mut found) = self.first.authenticate(req).await? else {
+            return self.second.authenticate(req).await;
+        };
+        let also = {
+            let claimed = req.claim(found.credentials());
+            self.second.authenticate(&req.claiming(&claimed)).await?
+        };
+        if let Some(also) = also {
+            found.absorb_credentials(also.credentials);
         }
+        Ok(Some(found))
     }
 }
 
@@ -85,10 +96,13 @@ fn merge(a: Authenticated, b: Authenticated) -> Authenticated {
         .with_roles(roles);
     let mut response_headers = a.response_headers;
     response_headers.extend(b.response_headers);
-    Authenticated {
+    let mut merged = Authenticated {
         principal,
         response_headers,
-    }
+        credentials: a.credentials,
+    };
+    merged.absorb_credentials(b.credentials);
+    merged
 }
 
 #[cfg(test)]
@@ -124,6 +138,42 @@ mod tests {
         let got = run(&a, &[("x-b", "kb")]).unwrap().unwrap();
         assert_eq!(got.principal.subject(), "bob");
         assert!(run(&a, &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn any_of_refuses_a_bad_credential_beside_a_valid_one_in_either_order() {
+        let a = || key_auth("x-a", "ka", "alice");
+        let b = || key_auth("x-b", "kb", "bob");
+        for auth in [a().or(b()).boxed(), b().or(a()).boxed()] {
+            assert_eq!(
+                run(&auth, &[("x-a", "ka"), ("x-b", "wrong")]).unwrap_err(),
+                AuthError::unauthenticated("invalid API key")
+            );
+            assert_eq!(
+                run(&auth, &[("x-a", "ka"), ("x-b", "KB")]).unwrap_err(),
+                AuthError::unauthenticated("invalid API key"),
+                "case-changed"
+            );
+            assert_eq!(
+                run(&auth, &[("x-a", "ka"), ("x-b", "kb"), ("x-b", "kb")]).unwrap_err(),
+                AuthError::unauthenticated("multiple x-b metadata entries")
+            );
+            // Both valid: accepted, as the first scheme that accepted.
+            let got = run(&auth, &[("x-a", "ka"), ("x-b", "kb")])
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.credentials().len(), 2);
+        }
+    }
+
+    #[test]
+    fn any_of_lets_the_owner_of_a_shared_entry_judge_it() {
+        // Two schemes read one header: the key the first accepts is not judged again
+        // by the second, which does not know it.
+        let auth = key_auth("x-a", "k1", "one").or(key_auth("x-a", "k2", "two"));
+        let got = run(&auth, &[("x-a", "k1")]).unwrap().unwrap();
+        assert_eq!(got.principal.subject(), "one");
+        assert_eq!(got.credentials(), &[http::HeaderName::from_static("x-a")]);
     }
 
     #[test]

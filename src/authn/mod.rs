@@ -37,7 +37,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub use api_key::ApiKeyAuthenticator;
 pub use basic::{BasicAuthenticator, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
@@ -49,22 +49,100 @@ pub use token_exchange::TokenExchange;
 
 use crate::{AuthError, Principal};
 
-/// A successful authentication: the principal, and metadata to add to the response
-/// (a token exchange answers a login with `authorization: Bearer ...`).
+/// A successful authentication: the principal, metadata to add to the response
+/// (a token exchange answers a login with `authorization: Bearer ...`), and the
+/// metadata keys whose credentials it accepted.
+///
+/// The accepted keys matter in an [`AnyOf`]: every credential a request presents must
+/// be valid, so after one scheme accepts, the next schemes still judge the request,
+/// with the accepted entries hidden. A custom scheme names what it accepted with
+/// [`with_credential`](Self::with_credential); one that does not leaves its entry
+/// visible to the schemes after it, which then refuse it if it is not theirs (fail
+/// closed).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Authenticated {
     /// Who the caller is.
     pub principal: Principal,
     /// Metadata added to the response's initial headers.
     pub response_headers: HeaderMap,
+    credentials: Credentials,
+}
+
+/// The metadata keys a successful authentication accepted; one without allocating.
+#[derive(Debug, Clone, Default)]
+enum Credentials {
+    #[default]
+    None,
+    One(HeaderName),
+    Many(Vec<HeaderName>),
+}
+
+impl Credentials {
+    fn as_slice(&self) -> &[HeaderName] {
+        match self {
+            Self::None => &[],
+            Self::One(name) => std::slice::from_ref(name),
+            Self::Many(names) => names,
+        }
+    }
+
+    fn push(&mut self, name: HeaderName) {
+        if self.as_slice().contains(&name) {
+            return;
+        }
+        *self = match std::mem::take(self) {
+            Self::None => Self::One(name),
+            Self::One(first) => Self::Many(vec![first, name]),
+            Self::Many(mut names) => {
+                names.push(name);
+                Self::Many(names)
+            }
+        };
+    }
+}
+
+impl Authenticated {
+    /// `principal`, with no response metadata and no accepted key named yet.
+    pub fn new(principal: Principal) -> Self {
+        Self {
+            principal,
+            response_headers: HeaderMap::new(),
+            credentials: Credentials::None,
+        }
+    }
+
+    /// Names a metadata key whose credential this authentication accepted (for
+    /// example `authorization`), so the other schemes of an any-of do not judge it.
+    pub fn with_credential(mut self, name: HeaderName) -> Self {
+        self.credentials.push(name);
+        self
+    }
+
+    /// Adds `name: value` to the response's initial headers.
+    pub fn with_response_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.response_headers.insert(name, value);
+        self
+    }
+
+    /// The metadata keys whose credentials were accepted.
+    pub fn credentials(&self) -> &[HeaderName] {
+        self.credentials.as_slice()
+    }
+
+    /// Adds what `other` accepted to what `self` accepted.
+    fn absorb_credentials(&mut self, other: Credentials) {
+        match other {
+            Credentials::None => {}
+            Credentials::One(name) => self.credentials.push(name),
+            Credentials::Many(names) => names.into_iter().for_each(|n| self.credentials.push(n)),
+        }
+    }
 }
 
 impl From<Principal> for Authenticated {
     fn from(principal: Principal) -> Self {
-        Self {
-            principal,
-            response_headers: HeaderMap::new(),
-        }
+        Self::new(principal)
     }
 }
 
@@ -81,7 +159,9 @@ pub trait Authenticator: Send + Sync + 'static {
     /// Authenticates `req`.
     fn authenticate(&self, req: &AuthRequest<'_>) -> impl Future<Output = AuthResult> + Send;
 
-    /// Accepts the first of `self` and `other` whose credential is present.
+    /// Accepts a request whose credentials `self` or `other` accept: the first whose
+    /// credential is present authenticates, and every other credential present must be
+    /// valid too (see [`AnyOf`]).
     fn or<B: Authenticator>(self, other: B) -> AnyOf<Self, B>
     where
         Self: Sized,

@@ -22,12 +22,21 @@ pub const DEFAULT_MAX_VALUE_LEN: usize = 8 * 1024;
 /// assert!(auth.is_scheme("Bearer"));
 /// assert_eq!(auth.credentials(), "abc");
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct AuthRequest<'a> {
     method: &'a str,
     headers: &'a HeaderMap,
     extensions: Option<&'a Extensions>,
     max_value_len: usize,
+    claimed: Option<&'a Claimed<'a>>,
+}
+
+/// Metadata entries an earlier scheme of an any-of already accepted: the schemes after
+/// it do not judge them again (a chain, innermost first).
+#[derive(Clone, Copy)]
+pub(crate) struct Claimed<'a> {
+    names: &'a [HeaderName],
+    outer: Option<&'a Claimed<'a>>,
 }
 
 impl<'a> AuthRequest<'a> {
@@ -38,6 +47,7 @@ impl<'a> AuthRequest<'a> {
             headers,
             extensions: None,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
+            claimed: None,
         }
     }
 
@@ -53,12 +63,47 @@ impl<'a> AuthRequest<'a> {
         self
     }
 
+    /// This request with `names` hidden from [`single_value`](Self::single_value) and
+    /// [`authorization`](Self::authorization): what an earlier scheme accepted.
+    pub(crate) fn claiming<'b>(&self, claimed: &'b Claimed<'b>) -> AuthRequest<'b>
+    where
+        'a: 'b,
+    {
+        AuthRequest {
+            claimed: Some(claimed),
+            ..*self
+        }
+    }
+
+    /// A link for [`claiming`](Self::claiming): `names` on top of what is already claimed.
+    pub(crate) fn claim<'b>(&self, names: &'b [HeaderName]) -> Claimed<'b>
+    where
+        'a: 'b,
+    {
+        Claimed {
+            names,
+            outer: self.claimed,
+        }
+    }
+
+    fn is_claimed(&self, name: &HeaderName) -> bool {
+        let mut link = self.claimed;
+        while let Some(c) = link {
+            if c.names.contains(name) {
+                return true;
+            }
+            link = c.outer;
+        }
+        false
+    }
+
     /// The full method path, `/package.Service/Method`.
     pub fn method(&self) -> &'a str {
         self.method
     }
 
-    /// All request metadata.
+    /// All request metadata, as received (including entries an earlier scheme of an
+    /// any-of accepted; read credentials with [`single_value`](Self::single_value)).
     pub fn headers(&self) -> &'a HeaderMap {
         self.headers
     }
@@ -72,7 +117,13 @@ impl<'a> AuthRequest<'a> {
     ///
     /// Rejects (`UNAUTHENTICATED`) a repeated entry, a value over the size limit,
     /// and a value that is not visible ASCII. The message names the key, never the value.
+    ///
+    /// Inside an [`AnyOf`](super::AnyOf), an entry an earlier scheme already accepted
+    /// reads as absent here, so one credential is judged by the scheme that owns it.
     pub fn single_value(&self, name: &HeaderName) -> Result<Option<&'a str>, AuthError> {
+        if self.claimed.is_some() && self.is_claimed(name) {
+            return Ok(None);
+        }
         let mut values = self.headers.get_all(name).iter();
         let Some(value) = values.next() else {
             return Ok(None);
@@ -103,6 +154,29 @@ impl<'a> AuthRequest<'a> {
             return Ok(None);
         };
         Authorization::parse(value).map(Some)
+    }
+}
+
+/// Shows the method and the metadata keys; values are never shown (h2 does not mark
+/// received values sensitive, and any of them may carry a credential).
+impl std::fmt::Debug for AuthRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRequest")
+            .field("method", &self.method)
+            .field("metadata_keys", &RedactedHeaders(self.headers))
+            .field("max_value_len", &self.max_value_len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A header map shown as its keys, each value `[redacted]`.
+pub(crate) struct RedactedHeaders<'a>(pub(crate) &'a HeaderMap);
+
+impl std::fmt::Debug for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k.as_str(), "[redacted]")))
+            .finish()
     }
 }
 
@@ -237,6 +311,57 @@ mod tests {
         let h = headers(&[b"Bearer abcdefgh"]);
         let r = AuthRequest::new("/a.B/C", &h).with_max_value_len(8);
         assert!(r.authorization().is_err());
+    }
+
+    #[test]
+    fn request_debug_shows_keys_not_values() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Bearer sekrit-token"),
+        );
+        h.insert("x-api-key", HeaderValue::from_static("k-sekrit"));
+        h.insert("x-trace", HeaderValue::from_static("plain-sekrit"));
+        let shown = format!("{:?}", AuthRequest::new("/a.B/C", &h));
+        assert!(!shown.contains("sekrit"), "{shown}");
+        assert!(
+            shown.contains("authorization") && shown.contains("x-api-key"),
+            "{shown}"
+        );
+        assert!(shown.contains("/a.B/C"), "{shown}");
+    }
+
+    #[test]
+    fn claimed_entries_read_as_absent() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        h.insert("x-api-key", HeaderValue::from_static("k"));
+        let r = AuthRequest::new("/a.B/C", &h);
+        let names = [AUTHORIZATION];
+        let link = r.claim(&names);
+        let r2 = r.claiming(&link);
+        assert!(r2.authorization().unwrap().is_none());
+        assert_eq!(
+            r2.single_value(&HeaderName::from_static("x-api-key"))
+                .unwrap(),
+            Some("k")
+        );
+        let more = [HeaderName::from_static("x-api-key")];
+        let link2 = r2.claim(&more);
+        let r3 = r2.claiming(&link2);
+        assert!(
+            r3.authorization().unwrap().is_none(),
+            "outer claims still hold"
+        );
+        assert!(
+            r3.single_value(&HeaderName::from_static("x-api-key"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            r.authorization().unwrap().is_some(),
+            "the original is unchanged"
+        );
     }
 
     #[test]

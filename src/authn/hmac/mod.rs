@@ -69,7 +69,7 @@ pub use error::HmacError;
 pub use keys::{HmacKeyStore, StaticHmacKeys};
 pub(crate) use parse::{REQUEST_TARGET, encode_signature, push_line, push_request_target};
 
-use super::{AuthRequest, AuthResult, Authenticator, DEFAULT_MAX_VALUE_LEN};
+use super::{AuthRequest, AuthResult, Authenticated, Authenticator, DEFAULT_MAX_VALUE_LEN};
 use crate::Principal;
 use crate::clock::{self, Clock};
 use parse::{decode_signature, parse_params};
@@ -433,6 +433,9 @@ impl<K: HmacKeyStore> Authenticator for HmacAuthenticator<K> {
             .verifier
             .verify("POST", req.method(), req.headers())
             .await?;
-        Ok(Some(Principal::new(verified.key_id, "hmac").into()))
+        Ok(Some(
+            Authenticated::new(Principal::new(verified.key_id, "hmac"))
+                .with_credential(http::header::AUTHORIZATION),
+        ))
     }
 }

@@ -51,7 +51,7 @@ use cache::TokenCache;
 #[cfg(all(feature = "fuzzing", feature = "jwks"))]
 pub(crate) use discovery::{cache_max_age, parse_discovery, parse_jwks};
 
-use super::{AuthRequest, AuthResult, Authenticator};
+use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::clock::{self, Clock};
 use crate::{AuthError, Principal};
 
@@ -396,7 +396,10 @@ impl<K: KeySource> Authenticator for JwtAuthenticator<K> {
         if !auth.is_scheme("Bearer") {
             return Ok(None);
         }
-        Ok(Some(self.verify_cached(auth.credentials()).await?.into()))
+        let principal = self.verify_cached(auth.credentials()).await?;
+        Ok(Some(
+            Authenticated::new(principal).with_credential(http::header::AUTHORIZATION),
+        ))
     }
 }
 

@@ -124,7 +124,9 @@ impl<L: Authenticator, T: TokenIssuer> Authenticator for TokenExchange<L, T> {
             && self.tokens.recognizes(auth.credentials())
         {
             let principal = self.tokens.verify(auth.credentials()).await?;
-            return Ok(Some(principal.into()));
+            return Ok(Some(
+                Authenticated::new(principal).with_credential(AUTHORIZATION),
+            ));
         }
         if !self.is_login_method(req.method()) {
             return Ok(None);
@@ -133,17 +135,15 @@ impl<L: Authenticator, T: TokenIssuer> Authenticator for TokenExchange<L, T> {
             return Ok(None);
         };
         let token = self.tokens.issue(&found.principal).await?;
-        let mut response_headers = found.response_headers;
-        response_headers.insert(AUTHORIZATION, bearer_value(&token)?);
         tracing::debug!(
             method = req.method(),
             subject = found.principal.subject(),
             "grpc-auth: token issued"
         );
-        Ok(Some(Authenticated {
-            principal: found.principal,
-            response_headers,
-        }))
+        Ok(Some(found.with_response_header(
+            AUTHORIZATION,
+            bearer_value(&token)?,
+        )))
     }
 }
 
