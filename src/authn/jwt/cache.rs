@@ -4,13 +4,12 @@
 //! layer.
 
 use std::borrow::Borrow;
-use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use zeroize::Zeroize;
 
-use crate::Principal;
+use crate::authn::verified::VerifiedCache;
 
 /// Default lifetime of a cached verification: 5 minutes (never past the token's `exp`).
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -20,7 +19,7 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// A cached token. The whole token is the key, so two tokens can never share an entry
 /// (no hash collision can hand one token's principal to another); it is wiped when
 /// the entry is dropped.
-struct CachedToken(String);
+pub(crate) struct CachedToken(String);
 
 impl Borrow<str> for CachedToken {
     fn borrow(&self) -> &str {
@@ -49,84 +48,27 @@ impl Drop for CachedToken {
     }
 }
 
-#[derive(Clone)]
-struct Entry {
-    principal: Principal,
-    /// Unix seconds before which the entry serves: min(exp, cached at + TTL).
-    until: u64,
-    /// The key source's generation the token was verified under.
-    generation: u64,
-}
+/// The verified-token cache: accepted tokens by their whole text, per configuration.
+pub(crate) type TokenCache = VerifiedCache<CachedToken>;
 
-/// A bounded map from accepted tokens to their principals.
-pub(crate) struct TokenCache {
-    entries: quick_cache::sync::Cache<CachedToken, Entry>,
-    ttl: u64,
-}
-
-impl TokenCache {
-    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            entries: quick_cache::sync::Cache::new(capacity),
-            ttl: ttl.as_secs(),
-        }
-    }
-
-    /// The principal `token` was verified as, if that verification still holds at
-    /// `now` (unix seconds) under key generation `generation`.
-    pub(crate) fn get(&self, token: &str, now: u64, generation: u64) -> Option<Principal> {
-        let entry = self.entries.get(token)?;
-        if now < entry.until && entry.generation == generation {
-            return Some(entry.principal);
-        }
-        self.entries.remove(token);
-        None
-    }
-
-    /// Remembers an accepted token, verified at `now` under `generation`.
-    pub(crate) fn insert(
-        &self,
-        token: &str,
-        principal: Principal,
-        expires_at: Option<u64>,
-        now: u64,
-        generation: u64,
-    ) {
-        let until = now
-            .saturating_add(self.ttl)
-            .min(expires_at.unwrap_or(u64::MAX));
-        if until <= now {
-            return;
-        }
-        self.entries.insert(
-            CachedToken(token.to_owned()),
-            Entry {
-                principal,
-                until,
-                generation,
-            },
-        );
-    }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
-impl fmt::Debug for TokenCache {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenCache")
-            .field("ttl_secs", &self.ttl)
-            .field("capacity", &self.entries.capacity())
-            .field("len", &self.entries.len())
-            .finish()
-    }
+/// A cache entry's key: the token.
+pub(crate) fn key(token: &str) -> CachedToken {
+    CachedToken(token.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Principal;
+    use crate::authn::verified::ConfigId;
+
+    thread_local! {
+        static CFG: ConfigId = ConfigId::fresh();
+    }
+
+    fn cfg() -> ConfigId {
+        CFG.with(|c| *c)
+    }
 
     fn p(sub: &str) -> Principal {
         Principal::new(sub, "jwt")
@@ -135,50 +77,63 @@ mod tests {
     #[test]
     fn serves_until_the_earlier_of_exp_and_ttl() {
         let c = TokenCache::new(Duration::from_secs(300), 16);
-        c.insert("t1", p("ada"), Some(1_100), 1_000, 0);
-        assert_eq!(c.get("t1", 1_099, 0).unwrap().subject(), "ada");
-        assert!(c.get("t1", 1_100, 0).is_none(), "never at or past exp");
+        c.insert(cfg(), key("t1"), p("ada"), Some(1_100), 1_000, 0);
+        assert_eq!(c.get(cfg(), "t1", 1_099, 0).unwrap().subject(), "ada");
+        assert!(
+            c.get(cfg(), "t1", 1_100, 0).is_none(),
+            "never at or past exp"
+        );
         assert_eq!(c.len(), 0, "a stale entry is dropped");
 
-        c.insert("t2", p("bob"), Some(10_000), 1_000, 0);
-        assert_eq!(c.get("t2", 1_299, 0).unwrap().subject(), "bob");
-        assert!(c.get("t2", 1_300, 0).is_none(), "TTL bounds it too");
+        c.insert(cfg(), key("t2"), p("bob"), Some(10_000), 1_000, 0);
+        assert_eq!(c.get(cfg(), "t2", 1_299, 0).unwrap().subject(), "bob");
+        assert!(c.get(cfg(), "t2", 1_300, 0).is_none(), "TTL bounds it too");
 
-        c.insert("t3", p("cy"), None, 1_000, 0);
-        assert!(c.get("t3", 1_299, 0).is_some());
-        assert!(c.get("t3", 1_300, 0).is_none());
+        c.insert(cfg(), key("t3"), p("cy"), None, 1_000, 0);
+        assert!(c.get(cfg(), "t3", 1_299, 0).is_some());
+        assert!(c.get(cfg(), "t3", 1_300, 0).is_none());
     }
 
     #[test]
     fn an_expired_token_is_not_cached() {
         let c = TokenCache::new(Duration::from_secs(300), 16);
-        c.insert("t", p("ada"), Some(1_000), 1_000, 0);
-        c.insert("u", p("bob"), Some(900), 1_000, 0);
+        c.insert(cfg(), key("t"), p("ada"), Some(1_000), 1_000, 0);
+        c.insert(cfg(), key("u"), p("bob"), Some(900), 1_000, 0);
         assert_eq!(c.len(), 0);
     }
 
     #[test]
     fn a_key_set_change_invalidates() {
         let c = TokenCache::new(Duration::from_secs(300), 16);
-        c.insert("t", p("ada"), Some(2_000), 1_000, 7);
-        assert!(c.get("t", 1_001, 8).is_none());
+        c.insert(cfg(), key("t"), p("ada"), Some(2_000), 1_000, 7);
+        assert!(c.get(cfg(), "t", 1_001, 8).is_none());
         assert_eq!(c.len(), 0);
     }
 
     #[test]
     fn tokens_are_told_apart_by_their_whole_text() {
         let c = TokenCache::new(Duration::from_secs(300), 16);
-        c.insert("aaa.bbb.ccc", p("ada"), Some(2_000), 1_000, 0);
-        assert!(c.get("aaa.bbb.ccd", 1_001, 0).is_none());
-        assert!(c.get("aaa.bbb.cc", 1_001, 0).is_none());
-        assert_eq!(c.get("aaa.bbb.ccc", 1_001, 0).unwrap().subject(), "ada");
+        c.insert(cfg(), key("aaa.bbb.ccc"), p("ada"), Some(2_000), 1_000, 0);
+        assert!(c.get(cfg(), "aaa.bbb.ccd", 1_001, 0).is_none());
+        assert!(c.get(cfg(), "aaa.bbb.cc", 1_001, 0).is_none());
+        assert_eq!(
+            c.get(cfg(), "aaa.bbb.ccc", 1_001, 0).unwrap().subject(),
+            "ada"
+        );
     }
 
     #[test]
     fn bounded() {
         let c = TokenCache::new(Duration::from_secs(300), 8);
         for i in 0..1_000 {
-            c.insert(&format!("token-{i}"), p("x"), Some(2_000), 1_000, 0);
+            c.insert(
+                cfg(),
+                key(&format!("token-{i}")),
+                p("x"),
+                Some(2_000),
+                1_000,
+                0,
+            );
         }
         assert!(c.len() <= 8 + 1, "len {}", c.len());
     }
@@ -186,7 +141,14 @@ mod tests {
     #[test]
     fn debug_shows_no_token() {
         let c = TokenCache::new(Duration::from_secs(300), 8);
-        c.insert("secret.token.value", p("x"), Some(2_000), 1_000, 0);
+        c.insert(
+            cfg(),
+            key("secret.token.value"),
+            p("x"),
+            Some(2_000),
+            1_000,
+            0,
+        );
         assert!(!format!("{c:?}").contains("secret"));
     }
 
@@ -287,6 +249,74 @@ mod tests {
                 Ok("bob".to_owned())
             );
             assert_eq!(keys.lookups(), 2);
+        }
+
+        /// A token with an audience and an issuer.
+        fn token_for(aud: &str, iss: &str) -> String {
+            install_crypto_provider();
+            let key = EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap();
+            let claims = json!({ "sub": "ada", "exp": NOW + 3600, "aud": aud, "iss": iss, "x": 1 });
+            jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap()
+        }
+
+        #[tokio::test]
+        async fn clones_configured_differently_never_serve_each_others_entries() {
+            // The reported defect: svc-b accepted a token svc-a had cached, unchecked.
+            let (keys, _clock, base) = setup();
+            let svc_a = base.clone().audience("svc-a");
+            let svc_b = base.clone().audience("svc-b");
+            let t = token_for("svc-a", "https://idp-1");
+            assert_eq!(call(&svc_a, &t).await, Ok("ada".to_owned()));
+            assert_eq!(
+                call(&svc_b, &t).await,
+                Err((Code::Unauthenticated, "invalid token audience".to_owned()))
+            );
+            assert_eq!(keys.lookups(), 2);
+            // Issuer, required claims, leeway and the scheme name are configuration too.
+            let open = base.clone();
+            assert_eq!(call(&open, &t).await, Ok("ada".to_owned()));
+            let iss = open.clone().issuer("https://idp-2");
+            assert_eq!(
+                call(&iss, &t).await,
+                Err((Code::Unauthenticated, "invalid token issuer".to_owned()))
+            );
+            let req = open.clone().required_claims(["exp", "sub", "tenant"]);
+            assert_eq!(
+                call(&req, &t).await,
+                Err((
+                    Code::Unauthenticated,
+                    "token lacks required claim: tenant".to_owned()
+                ))
+            );
+            let named = open.clone().scheme("idp");
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", format!("Bearer {t}").parse().unwrap());
+            let got = named
+                .authenticate(&AuthRequest::new("/a.B/C", &headers))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.principal.scheme(), "idp");
+            // The unchanged clone still shares (and hits) the cache.
+            let before = keys.lookups();
+            assert_eq!(call(&open.clone(), &t).await, Ok("ada".to_owned()));
+            assert_eq!(keys.lookups(), before);
+        }
+
+        #[tokio::test]
+        async fn a_shorter_leeway_on_a_clone_is_not_bypassed_by_the_cache() {
+            // Not valid for 30 s more: within the default 60 s leeway, not within 0.
+            install_crypto_provider();
+            let key = EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap();
+            let claims = json!({ "sub": "ada", "exp": NOW + 3600, "nbf": NOW + 30 });
+            let t = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap();
+            let (_keys, _clock, base) = setup();
+            assert_eq!(call(&base, &t).await, Ok("ada".to_owned()));
+            let strict = base.clone().leeway(std::time::Duration::ZERO);
+            assert_eq!(
+                call(&strict, &t).await,
+                Err((Code::Unauthenticated, "token not yet valid".to_owned()))
+            );
         }
 
         #[tokio::test]

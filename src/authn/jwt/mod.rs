@@ -47,6 +47,7 @@ pub use issuers::IssuerKeys;
 pub use jwks::{JwksError, JwksKeys, JwksKeysBuilder};
 pub use keys::{JwtKey, KeyError, KeyQuery, KeySet, KeySource, StaticKeys};
 
+use super::verified::ConfigId;
 use cache::TokenCache;
 #[cfg(all(feature = "fuzzing", feature = "jwks"))]
 pub(crate) use discovery::{cache_max_age, parse_discovery, parse_jwks};
@@ -105,6 +106,8 @@ pub struct JwtAuthenticator<K = StaticKeys> {
     clock: Arc<dyn Clock>,
     cache: Option<Arc<TokenCache>>,
     scheme: Cow<'static, str>,
+    /// Which configuration cached entries belong to; fresh after every setter.
+    config: ConfigId,
 }
 
 impl<K: KeySource> JwtAuthenticator<K> {
@@ -123,14 +126,22 @@ impl<K: KeySource> JwtAuthenticator<K> {
                 DEFAULT_CACHE_TTL,
                 DEFAULT_CACHE_CAPACITY,
             ))),
+            config: ConfigId::fresh(),
         }
+    }
+
+    /// `self` after a configuration change: cached verifications made under the old
+    /// configuration no longer serve it (clones keep theirs).
+    fn reconfigured(mut self) -> Self {
+        self.config = ConfigId::fresh();
+        self
     }
 
     /// Accepts only tokens whose `iss` is `issuer` (repeat to accept several); a
     /// token without `iss` is then refused.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
-        self
+        self.reconfigured()
     }
 
     /// Accepts only tokens whose `aud` (a string or an array) contains `audience`
@@ -138,7 +149,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
     /// any, `aud` is not checked.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
-        self
+        self.reconfigured()
     }
 
     /// Sets the claims a token must carry (default `exp` and `sub`). Of the
@@ -150,19 +161,19 @@ impl<K: KeySource> JwtAuthenticator<K> {
         S: Into<String>,
     {
         self.required = claims.into_iter().map(Into::into).collect();
-        self
+        self.reconfigured()
     }
 
     /// Sets the leeway for `exp` and `nbf`.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
-        self
+        self.reconfigured()
     }
 
     /// Reads the time from `clock`.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
-        self
+        self.reconfigured()
     }
 
     /// Caches accepted tokens (on by default: [`DEFAULT_CACHE_TTL`],
@@ -179,7 +190,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
     /// Names the scheme in the principals it makes (default `"jwt"`).
     pub fn scheme(mut self, scheme: impl Into<Cow<'static, str>>) -> Self {
         self.scheme = scheme.into();
-        self
+        self.reconfigured()
     }
 
     /// Turns the verified-token cache off: every call checks the signature.
@@ -263,12 +274,13 @@ impl<K: KeySource> JwtAuthenticator<K> {
         // Read before verifying: a key change during the check re-verifies next time.
         let generation = self.keys.generation();
         let now = self.clock.unix_seconds();
-        if let Some(principal) = cache.get(token, now, generation) {
+        if let Some(principal) = cache.get(self.config, token, now, generation) {
             return Ok(principal);
         }
         let verified = self.verify(token).await?;
         cache.insert(
-            token,
+            self.config,
+            cache::key(token),
             verified.principal.clone(),
             verified.expires_at,
             now,
