@@ -9,6 +9,7 @@ use tonic::{Code, Status};
 /// Every variant maps to exactly one gRPC code in [`AuthError::code`]. Messages are
 /// shown to the caller, so they name what is wrong and never contain a credential.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// No credential was presented where one is required: `UNAUTHENTICATED`.
     #[error("missing authorization metadata")]
@@ -19,9 +20,13 @@ pub enum AuthError {
     /// Authenticated, but not allowed to call the method: `PERMISSION_DENIED`.
     #[error("{0}")]
     PermissionDenied(Cow<'static, str>),
-    /// A dependency of the authenticator (key server, user store) failed: `UNAVAILABLE`.
+    /// A dependency of the authenticator (key server, user store) failed, or the
+    /// check could not be made now: `UNAVAILABLE`.
     #[error("{0}")]
     Unavailable(Cow<'static, str>),
+    /// The caller is rate limited (too many failed logins): `RESOURCE_EXHAUSTED`.
+    #[error("{0}")]
+    ResourceExhausted(Cow<'static, str>),
 }
 
 impl AuthError {
@@ -40,12 +45,18 @@ impl AuthError {
         Self::Unavailable(message.into())
     }
 
+    /// A `RESOURCE_EXHAUSTED` error with `message`.
+    pub fn resource_exhausted(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::ResourceExhausted(message.into())
+    }
+
     /// The gRPC code this error is answered with.
     pub fn code(&self) -> Code {
         match self {
             Self::Missing | Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::Unavailable(_) => Code::Unavailable,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
         }
     }
 
@@ -77,6 +88,10 @@ mod tests {
             Code::PermissionDenied
         );
         assert_eq!(AuthError::unavailable("x").code(), Code::Unavailable);
+        assert_eq!(
+            AuthError::resource_exhausted("x").code(),
+            Code::ResourceExhausted
+        );
         let s = AuthError::permission_denied("missing scope: a").to_status();
         assert_eq!(
             (s.code(), s.message()),

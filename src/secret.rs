@@ -17,8 +17,17 @@ use zeroize::Zeroizing;
 /// assert!(s.ct_eq(b"hunter2"));
 /// assert!(!s.ct_eq(b"hunter3"));
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Secret(Zeroizing<Vec<u8>>);
+
+/// Constant-time, as [`Secret::ct_eq`].
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other.expose())
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     /// Wraps the given bytes.
@@ -31,7 +40,9 @@ impl Secret {
         &self.0
     }
 
-    /// Compares with `other` in time that depends only on the lengths.
+    /// Compares with `other` in time that depends only on the lengths (a length
+    /// mismatch answers at once: the length of an API key or token is not secret;
+    /// passwords are compared by digest, which hides it).
     pub fn ct_eq(&self, other: &[u8]) -> bool {
         self.0.as_slice().ct_eq(other).into()
     }
@@ -45,6 +56,18 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
+    }
+}
+
+/// A metadata map shown as its keys, each value `[redacted]`: any value may carry a
+/// credential, and values received by h2 are never marked sensitive.
+pub(crate) struct RedactedHeaders<'a>(pub(crate) &'a http::HeaderMap);
+
+impl fmt::Debug for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, _)| (k.as_str(), "[redacted]")))
+            .finish()
     }
 }
 
@@ -81,6 +104,13 @@ mod tests {
         let s = Secret::from("top-secret-value");
         let shown = format!("{s:?} {s:#?}");
         assert!(!shown.contains("top-secret"), "{shown}");
+    }
+
+    #[test]
+    fn eq_is_the_constant_time_comparison() {
+        assert_eq!(Secret::from("abc"), Secret::from("abc"));
+        assert_ne!(Secret::from("abc"), Secret::from("abd"));
+        assert_ne!(Secret::from("abc"), Secret::from("abcd"));
     }
 
     #[test]

@@ -1,17 +1,22 @@
 //! [`BasicAuthenticator`]: `authorization: Basic base64(user:password)` against a
-//! credential store, with argon2 hashes and a short-lived verified-credential cache.
+//! credential store, with argon2 hashes, a short-lived verified-credential cache, a
+//! bound on concurrent hash checks and failed-login limits.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::password_hash::{Output, PasswordHash, PasswordVerifier, SaltString};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
+use super::failures::{FailureLimiter, FailureLimits};
+use super::verified::{ConfigId, VerifiedCache};
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::clock::{self, Clock};
 use crate::{AuthError, Principal, Secret};
@@ -20,14 +25,29 @@ use crate::{AuthError, Principal, Secret};
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Default number of verified credentials remembered: 10 000.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// Default number of password hashes checked at once per CPU, and of checks that may
+/// wait for one, per CPU: 1 and 4.
+const DEFAULT_HASHES_PER_CPU: (usize, usize) = (1, 4);
 
 /// Authenticates HTTP Basic credentials.
 ///
 /// Passwords are stored in plaintext (tests, demos) or as PHC strings (argon2, for
-/// real use). Plaintext is compared in constant time; hashes are verified by the
-/// `argon2` crate on tokio's blocking pool. A verified hashed credential is cached
-/// for [`DEFAULT_CACHE_TTL`], keyed by an HMAC of `user:password` under a random
-/// per-process key (never the plaintext), in a bounded cache; failures are not cached.
+/// real use).
+/// - Plaintext is compared by SHA-256 digest in constant time, so neither the bytes
+///   nor the length of the password leak.
+/// - Hashes are verified by the `argon2` crate on tokio's blocking pool, at most one
+///   per CPU at a time with up to four per CPU waiting
+///   ([`max_concurrent_hashes`](Self::max_concurrent_hashes)); over that, the call is
+///   refused `UNAVAILABLE` "too many password checks in progress" at once. A check
+///   keeps its slot until argon2 returns, even when its call was cancelled.
+/// - An unknown user name costs what a known one costs: when there are hashed users,
+///   it is checked against a dummy hash with the same parameters.
+/// - Failed logins are limited per user and per peer ([`FailureLimits`]); a limited
+///   caller gets `RESOURCE_EXHAUSTED` without a hash being computed.
+/// - A verified hashed credential is cached for [`DEFAULT_CACHE_TTL`], keyed by an HMAC
+///   of `user:password` under a random per-process key (never the plaintext), for this
+///   configuration only: a clone that adds users, changes a password or grants scopes
+///   never serves an entry the other verified. Failures are not cached.
 ///
 /// ```
 /// use grpc_auth::authn::BasicAuthenticator;
@@ -41,14 +61,36 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 #[derive(Clone)]
 pub struct BasicAuthenticator {
     users: Arc<HashMap<String, User>>,
-    cache: Option<Arc<VerifiedCache>>,
+    /// A PHC string with the costliest stored hash's parameters that matches no
+    /// password: what an unknown user is checked against.
+    dummy: Option<Arc<str>>,
+    cache: Option<Arc<VerifiedCache<[u8; 32]>>>,
     cache_key: Arc<Secret>,
     ttl: Duration,
     clock: Arc<dyn Clock>,
+    config: ConfigId,
+    hashing: Arc<Hashing>,
+    limits: Option<Arc<FailureLimiter>>,
 }
 
-/// Verified credentials by keyed hash: when the entry expires, and who it proves.
-type VerifiedCache = quick_cache::sync::Cache<[u8; 32], (SystemTime, Principal)>;
+/// The bound on argon2 work: `running` checks at once, `queued` more waiting.
+struct Hashing {
+    running: Arc<Semaphore>,
+    queued: Semaphore,
+    limits: (usize, usize),
+}
+
+impl Hashing {
+    fn new(running: usize, queued: usize) -> Self {
+        let running = running.clamp(1, Semaphore::MAX_PERMITS);
+        let queued = queued.min(Semaphore::MAX_PERMITS);
+        Self {
+            running: Arc::new(Semaphore::new(running)),
+            queued: Semaphore::new(queued),
+            limits: (running, queued),
+        }
+    }
+}
 
 #[derive(Clone)]
 struct User {
@@ -58,48 +100,75 @@ struct User {
 
 #[derive(Clone)]
 enum Stored {
+    /// SHA-256 of the plaintext password.
     Plain(Secret),
     Hash(Arc<str>),
 }
 
+fn digest(password: &[u8]) -> [u8; 32] {
+    Sha256::digest(password).into()
+}
+
 impl BasicAuthenticator {
-    /// An empty store with the cache on.
+    /// An empty store with the cache and the failure limits on.
     pub fn new() -> Self {
         let mut key = [0u8; 32];
         // An all-zero key only weakens the cache key's secrecy, not correctness.
         let _ = getrandom::fill(&mut key);
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             users: Arc::new(HashMap::new()),
-            cache: Some(Arc::new(quick_cache::sync::Cache::new(
+            dummy: None,
+            cache: Some(Arc::new(VerifiedCache::new(
+                DEFAULT_CACHE_TTL,
                 DEFAULT_CACHE_CAPACITY,
             ))),
             cache_key: Arc::new(Secret::new(key.to_vec())),
             ttl: DEFAULT_CACHE_TTL,
             clock: clock::system(),
+            config: ConfigId::fresh(),
+            hashing: Arc::new(Hashing::new(
+                cpus * DEFAULT_HASHES_PER_CPU.0,
+                cpus * DEFAULT_HASHES_PER_CPU.1,
+            )),
+            limits: Some(Arc::new(FailureLimiter::new(FailureLimits::default()))),
         }
+    }
+
+    /// `self` after a configuration change: cached verifications made under the old
+    /// configuration no longer serve it (clones keep theirs).
+    fn reconfigured(mut self) -> Self {
+        self.config = ConfigId::fresh();
+        self
     }
 
     /// Adds a user with a plaintext password (tests and demos).
     pub fn user(mut self, name: impl Into<String>, password: impl Into<Secret>) -> Self {
         let name = name.into();
         let principal = Principal::new(name.clone(), "basic");
+        let password = Secret::new(digest(password.into().expose()));
         Arc::make_mut(&mut self.users).insert(
             name,
             User {
-                password: Stored::Plain(password.into()),
+                password: Stored::Plain(password),
                 principal,
             },
         );
-        self
+        self.reconfigured()
     }
 
     /// Adds a user with a PHC-format password hash (argon2id, argon2i, argon2d).
-    pub fn hashed_user(
-        mut self,
-        name: impl Into<String>,
-        phc: &str,
-    ) -> Result<Self, argon2::password_hash::Error> {
-        PasswordHash::new(phc)?;
+    pub fn hashed_user(mut self, name: impl Into<String>, phc: &str) -> Result<Self, AuthError> {
+        let parsed = PasswordHash::new(phc).map_err(|_| invalid_phc())?;
+        argon2::Params::try_from(&parsed).map_err(|_| invalid_phc())?;
+        let dummy = dummy_like(&parsed)?;
+        if self
+            .dummy
+            .as_deref()
+            .is_none_or(|current| cost(current) < cost(&dummy))
+        {
+            self.dummy = Some(dummy.into());
+        }
         let name = name.into();
         let principal = Principal::new(name.clone(), "basic");
         Arc::make_mut(&mut self.users).insert(
@@ -109,7 +178,7 @@ impl BasicAuthenticator {
                 principal,
             },
         );
-        Ok(self)
+        Ok(self.reconfigured())
     }
 
     /// Grants scopes to an existing user.
@@ -121,32 +190,162 @@ impl BasicAuthenticator {
         if let Some(u) = Arc::make_mut(&mut self.users).get_mut(name) {
             u.principal = u.principal.clone().with_scopes(scopes);
         }
-        self
+        self.reconfigured()
     }
 
     /// Sets how long a verified hashed credential is remembered and how many are
-    /// remembered; `capacity == 0` turns the cache off.
+    /// remembered; `capacity == 0` turns the cache off. The TTL counts in whole
+    /// seconds and saturates (`Duration::MAX` is "until evicted").
     pub fn cache(mut self, ttl: Duration, capacity: usize) -> Self {
         self.ttl = ttl;
-        self.cache = (capacity > 0).then(|| Arc::new(quick_cache::sync::Cache::new(capacity)));
+        self.cache = (capacity > 0 && ttl.as_secs() > 0)
+            .then(|| Arc::new(VerifiedCache::new(ttl, capacity)));
         self
     }
 
-    /// Uses `clock` for the cache's lifetimes.
+    /// Bounds the argon2 work: at most `running` password hashes checked at once and
+    /// `queued` more waiting for a slot; a check beyond that is refused `UNAVAILABLE`.
+    /// Default: one running and four waiting per CPU. `running` is at least 1.
+    pub fn max_concurrent_hashes(mut self, running: usize, queued: usize) -> Self {
+        self.hashing = Arc::new(Hashing::new(running, queued));
+        self
+    }
+
+    /// Sets the failed-login limits (on by default: [`FailureLimits::default`]).
+    /// Clones share the counters.
+    pub fn failure_limits(mut self, limits: FailureLimits) -> Self {
+        self.limits = Some(Arc::new(FailureLimiter::new(limits)));
+        self
+    }
+
+    /// Turns the failed-login limits off.
+    pub fn no_failure_limits(mut self) -> Self {
+        self.limits = None;
+        self
+    }
+
+    /// Uses `clock` for the cache's lifetimes and the failure windows.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
-        self
+        self.reconfigured()
     }
 
     fn cache_key(&self, user: &str, password: &str) -> [u8; 32] {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.cache_key.expose()) else {
             return [0; 32];
         };
+        mac.update(&(user.len() as u64).to_le_bytes());
         mac.update(user.as_bytes());
-        mac.update(b"\0");
         mac.update(password.as_bytes());
         mac.finalize().into_bytes().into()
     }
+
+    /// Checks `password` against `phc` on the blocking pool, within the bound.
+    async fn verify_hash(&self, phc: Arc<str>, password: String) -> Result<bool, AuthError> {
+        let busy = || AuthError::unavailable("too many password checks in progress; retry later");
+        let Ok(waiting) = self.hashing.queued.try_acquire() else {
+            return Err(busy());
+        };
+        let running = self
+            .hashing
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| busy())?;
+        drop(waiting);
+        let check = move || {
+            let _running = running; // held until argon2 returns, cancelled or not
+            PasswordHash::new(&phc)
+                .map(|h| {
+                    argon2::Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle
+                .spawn_blocking(check)
+                .await
+                .map_err(|_| AuthError::unavailable("password verification failed to run")),
+            Err(_) => Ok(check()),
+        }
+    }
+
+    /// Whether `password` is `user`'s; `None` for an unknown user, after the same work.
+    async fn check_password(
+        &self,
+        user: Option<&User>,
+        name: &str,
+        password: String,
+    ) -> Result<bool, AuthError> {
+        let Some(user) = user else {
+            // An unknown user costs what a known one costs.
+            return match &self.dummy {
+                Some(dummy) => self
+                    .verify_hash(dummy.clone(), password)
+                    .await
+                    .map(|_| false),
+                None => {
+                    let _ = plain_matches(&Secret::new(digest(b"")), &password);
+                    Ok(false)
+                }
+            };
+        };
+        match &user.password {
+            Stored::Plain(stored) => Ok(plain_matches(stored, &password)),
+            Stored::Hash(phc) => {
+                let Some(cache) = &self.cache else {
+                    return self.verify_hash(phc.clone(), password).await;
+                };
+                let key = self.cache_key(name, &password);
+                let now = self.clock.unix_seconds();
+                if cache.get(self.config, &key, now, 0).is_some() {
+                    return Ok(true);
+                }
+                let ok = self.verify_hash(phc.clone(), password).await?;
+                if ok {
+                    cache.insert(self.config, key, user.principal.clone(), None, now, 0);
+                }
+                Ok(ok)
+            }
+        }
+    }
+}
+
+fn invalid_phc() -> AuthError {
+    AuthError::unavailable("invalid password hash (PHC string) in configuration")
+}
+
+/// A PHC string with `like`'s algorithm, version, parameters and output length, a
+/// random salt and a random output: it costs what `like` costs and matches nothing.
+fn dummy_like(like: &PasswordHash<'_>) -> Result<String, AuthError> {
+    let mut salt = [0u8; 16];
+    let mut out = vec![0u8; like.hash.map_or(32, |h| h.len())];
+    getrandom::fill(&mut salt).map_err(|_| invalid_phc())?;
+    getrandom::fill(&mut out).map_err(|_| invalid_phc())?;
+    let salt = SaltString::encode_b64(&salt).map_err(|_| invalid_phc())?;
+    let mut dummy = like.clone();
+    dummy.salt = Some(salt.as_salt());
+    dummy.hash = Some(Output::new(&out).map_err(|_| invalid_phc())?);
+    Ok(dummy.to_string())
+}
+
+/// The relative cost of checking against `phc` (memory times passes times lanes).
+fn cost(phc: &str) -> u64 {
+    PasswordHash::new(phc)
+        .ok()
+        .and_then(|h| argon2::Params::try_from(&h).ok())
+        .map_or(0, |p| {
+            u64::from(p.m_cost()) * u64::from(p.t_cost()) * u64::from(p.p_cost())
+        })
+}
+
+/// Compares SHA-256 digests in constant time: the password's length does not leak.
+fn plain_matches(stored_digest: &Secret, password: &str) -> bool {
+    let presented = digest(password.as_bytes());
+    stored_digest.expose().ct_eq(&presented).into()
 }
 
 impl Default for BasicAuthenticator {
@@ -181,25 +380,6 @@ fn parse_credentials(encoded: &str) -> Result<(String, String), AuthError> {
     Ok((user.to_owned(), password.to_owned()))
 }
 
-async fn verify_hash(phc: Arc<str>, password: String) -> Result<bool, AuthError> {
-    let check = move || {
-        PasswordHash::new(&phc)
-            .map(|h| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle
-            .spawn_blocking(check)
-            .await
-            .map_err(|_| AuthError::unavailable("password verification failed to run")),
-        Err(_) => Ok(check()),
-    }
-}
-
 impl Authenticator for BasicAuthenticator {
     async fn authenticate(&self, req: &AuthRequest<'_>) -> AuthResult {
         let Some(auth) = req.authorization()? else {
@@ -209,39 +389,25 @@ impl Authenticator for BasicAuthenticator {
             return Ok(None);
         }
         let (name, password) = parse_credentials(auth.credentials())?;
-        let Some(user) = self.users.get(&name) else {
-            // Spend comparable time on unknown users as on known plaintext ones.
-            let _ = Secret::from("dummy-password-for-timing").ct_eq(password.as_bytes());
-            return Err(bad_credentials());
-        };
-        let ok = match &user.password {
-            Stored::Plain(secret) => secret.ct_eq(password.as_bytes()),
-            Stored::Hash(phc) => {
-                let key = self
-                    .cache
-                    .as_ref()
-                    .map(|_| self.cache_key(&name, &password));
-                let now = self.clock.now();
-                if let (Some(cache), Some(key)) = (&self.cache, key)
-                    && let Some((expires, principal)) = cache.get(&key)
-                {
-                    if now < expires {
-                        return Ok(Some(accepted(principal)));
-                    }
-                    cache.remove(&key);
-                }
-                let ok = verify_hash(phc.clone(), password).await?;
-                if ok && let (Some(cache), Some(key)) = (&self.cache, key) {
-                    cache.insert(key, (now + self.ttl, user.principal.clone()));
-                }
-                ok
-            }
-        };
-        if ok {
-            Ok(Some(accepted(user.principal.clone())))
-        } else {
-            Err(bad_credentials())
+        let peer = req.remote_addr().map(|a| a.ip());
+        let user = self.users.get(&name);
+        if let Some(limits) = &self.limits {
+            limits.check(&name, peer, self.clock.unix_seconds())?;
         }
+        if self.check_password(user, &name, password).await? {
+            if let Some(limits) = &self.limits {
+                limits.succeeded(&name);
+            }
+            // `check_password` is true only for a known user.
+            if let Some(user) = user {
+                return Ok(Some(accepted(user.principal.clone())));
+            }
+        }
+        if let Some(limits) = &self.limits {
+            limits.failed(&name, peer, self.clock.unix_seconds());
+        }
+        tracing::debug!(method = req.method(), "grpc-auth: Basic login failed");
+        Err(bad_credentials())
     }
 }
 
@@ -249,8 +415,10 @@ impl fmt::Debug for BasicAuthenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BasicAuthenticator")
             .field("users", &self.users.len())
-            .field("cache", &self.cache.as_ref().map(|c| c.capacity()))
+            .field("cache", &self.cache)
             .field("ttl", &self.ttl)
+            .field("max_concurrent_hashes", &self.hashing.limits)
+            .field("failure_limits", &self.limits)
             .finish()
     }
 }
@@ -259,7 +427,7 @@ impl fmt::Debug for BasicAuthenticator {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use argon2::password_hash::{PasswordHasher, SaltString};
+    use argon2::password_hash::PasswordHasher;
     use http::HeaderMap;
 
     fn phc(password: &str) -> String {
@@ -340,6 +508,10 @@ mod tests {
         assert!(check(&a, &lower).await.unwrap().is_some());
     }
 
+    fn cache_len(a: &BasicAuthenticator) -> usize {
+        a.cache.as_ref().unwrap().len()
+    }
+
     #[tokio::test]
     async fn hashed_password_is_verified_and_cached_until_ttl() {
         let clock = ManualClock::at_unix(1_000_000);
@@ -349,24 +521,160 @@ mod tests {
             .cache(Duration::from_secs(30), 16)
             .clock(clock.clone());
         assert!(check(&a, &basic("bob:s3cret")).await.unwrap().is_some());
-        assert_eq!(a.cache.as_ref().unwrap().len(), 1);
+        assert_eq!(cache_len(&a), 1);
         assert_eq!(
             err(check(&a, &basic("bob:wrong")).await),
             "invalid username or password"
         );
-        assert_eq!(
-            a.cache.as_ref().unwrap().len(),
-            1,
-            "failures are not cached"
-        );
-        // Within the TTL the cached entry serves; past it, the entry is dropped and re-verified.
-        assert!(check(&a, &basic("bob:s3cret")).await.unwrap().is_some());
-        clock.advance(Duration::from_secs(31));
+        assert_eq!(cache_len(&a), 1, "failures are not cached");
+        // Within the TTL the cached entry serves; past it, it is dropped and re-verified.
         let key = a.cache_key("bob", "s3cret");
-        let (exp_before, _) = a.cache.as_ref().unwrap().get(&key).unwrap();
+        let cache = a.cache.as_ref().unwrap();
+        clock.advance(Duration::from_secs(29));
+        assert!(cache.get(a.config, &key, clock.unix_seconds(), 0).is_some());
+        clock.advance(Duration::from_secs(1));
+        assert!(cache.get(a.config, &key, clock.unix_seconds(), 0).is_none());
         assert!(check(&a, &basic("bob:s3cret")).await.unwrap().is_some());
-        let (exp_after, _) = a.cache.as_ref().unwrap().get(&key).unwrap();
-        assert!(exp_after > exp_before, "re-verified after expiry");
+        assert!(cache.get(a.config, &key, clock.unix_seconds(), 0).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_clone_changing_users_or_scopes_never_serves_the_others_cache() {
+        // The reported defects: `grant` on a clone leaked its scopes to the other, and
+        // an old password kept working after the user's hash changed.
+        let base = BasicAuthenticator::new()
+            .hashed_user("bob", &phc("old-pw"))
+            .unwrap();
+        let granted = base.clone().grant("bob", ["admin"]);
+        let p = check(&granted, &basic("bob:old-pw"))
+            .await
+            .unwrap()
+            .unwrap()
+            .principal;
+        assert!(p.has_scope("admin"));
+        let p = check(&base, &basic("bob:old-pw"))
+            .await
+            .unwrap()
+            .unwrap()
+            .principal;
+        assert!(!p.has_scope("admin"), "the base never granted admin");
+
+        let changed = base.clone().hashed_user("bob", &phc("new-pw")).unwrap();
+        assert!(check(&base, &basic("bob:old-pw")).await.unwrap().is_some());
+        assert_eq!(
+            err(check(&changed, &basic("bob:old-pw")).await),
+            "invalid username or password"
+        );
+        assert!(
+            check(&changed, &basic("bob:new-pw"))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_huge_cache_ttl_does_not_panic() {
+        let a = BasicAuthenticator::new()
+            .hashed_user("bob", &phc("pw"))
+            .unwrap()
+            .cache(Duration::MAX, 16);
+        assert!(check(&a, &basic("bob:pw")).await.unwrap().is_some());
+        assert!(check(&a, &basic("bob:pw")).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn failed_logins_are_limited_per_user_without_hashing() {
+        let a = BasicAuthenticator::new()
+            .hashed_user("bob", &phc("pw"))
+            .unwrap()
+            .failure_limits(FailureLimits::new().per_user(3).per_peer(0))
+            .clock(ManualClock::at_unix(1_000_000));
+        for _ in 0..3 {
+            assert_eq!(
+                err(check(&a, &basic("bob:guess")).await),
+                "invalid username or password"
+            );
+        }
+        let e = check(&a, &basic("bob:pw")).await.unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string().as_str()),
+            (
+                tonic::Code::ResourceExhausted,
+                "too many failed logins; retry later"
+            )
+        );
+        // Unknown users are counted the same way: no oracle.
+        for _ in 0..3 {
+            check(&a, &basic("nobody:guess")).await.unwrap_err();
+        }
+        assert_eq!(
+            check(&a, &basic("nobody:guess")).await.unwrap_err().code(),
+            tonic::Code::ResourceExhausted
+        );
+    }
+
+    #[test]
+    fn the_dummy_hash_has_the_users_parameters_and_matches_nothing() {
+        let stored = phc("pw");
+        let a = BasicAuthenticator::new()
+            .hashed_user("bob", &stored)
+            .unwrap();
+        let dummy = a.dummy.as_deref().unwrap();
+        let (d, s) = (
+            PasswordHash::new(dummy).unwrap(),
+            PasswordHash::new(&stored).unwrap(),
+        );
+        assert_eq!(d.algorithm, s.algorithm);
+        assert_eq!(d.params, s.params);
+        assert_eq!(d.hash.unwrap().len(), s.hash.unwrap().len());
+        assert_ne!(d.salt, s.salt);
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"pw", &d)
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn hash_checks_beyond_the_bound_are_unavailable() {
+        let a = BasicAuthenticator::new()
+            .hashed_user("bob", &phc("pw"))
+            .unwrap()
+            .no_failure_limits()
+            .max_concurrent_hashes(1, 1);
+        // Start 6 wrong-password checks at once: 1 runs, 1 waits, 4 are refused.
+        let results = futures_join(6, || {
+            let a = a.clone();
+            async move { check(&a, &basic("bob:wrong")).await }
+        })
+        .await;
+        let codes: Vec<_> = results
+            .iter()
+            .map(|r| r.as_ref().unwrap_err().code())
+            .collect();
+        let busy = codes
+            .iter()
+            .filter(|c| **c == tonic::Code::Unavailable)
+            .count();
+        let refused = codes
+            .iter()
+            .filter(|c| **c == tonic::Code::Unauthenticated)
+            .count();
+        assert_eq!((refused, busy), (2, 4), "{codes:?}");
+    }
+
+    async fn futures_join<F, Fut>(n: usize, f: F) -> Vec<AuthResult>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = AuthResult> + Send + 'static,
+    {
+        let handles: Vec<_> = (0..n).map(|_| tokio::spawn(f())).collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
     }
 
     #[test]
@@ -377,6 +685,22 @@ mod tests {
         assert_ne!(k, b.cache_key("ada", "pw"), "random per-instance key");
         assert_ne!(k, a.cache_key("ada", "pw2"));
         assert!(!k.windows(2).any(|w| w == b"pw"));
+    }
+
+    #[tokio::test]
+    async fn plaintext_comparison_works_for_every_length() {
+        let a = BasicAuthenticator::new()
+            .user("ada", "pw")
+            .no_failure_limits();
+        for guess in [
+            "p",
+            "pw2",
+            "pX",
+            "a-much-longer-password-than-the-stored-one",
+        ] {
+            assert!(check(&a, &basic(&format!("ada:{guess}"))).await.is_err());
+        }
+        assert!(check(&a, &basic("ada:pw")).await.unwrap().is_some());
     }
 
     #[test]

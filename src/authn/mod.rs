@@ -28,10 +28,12 @@
 mod api_key;
 mod basic;
 mod compose;
+mod failures;
 pub mod hmac;
 pub mod jwt;
 mod request;
 pub mod token_exchange;
+mod verified;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,11 +44,13 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 pub use api_key::ApiKeyAuthenticator;
 pub use basic::{BasicAuthenticator, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 pub use compose::{AllOf, AnyOf};
+pub use failures::FailureLimits;
 pub use hmac::{HmacAuthenticator, HmacVerifier};
 pub use jwt::JwtAuthenticator;
 pub use request::{AuthRequest, Authorization, DEFAULT_MAX_VALUE_LEN};
 pub use token_exchange::TokenExchange;
 
+use crate::secret::RedactedHeaders;
 use crate::{AuthError, Principal};
 
 /// A successful authentication: the principal, metadata to add to the response
@@ -59,7 +63,7 @@ use crate::{AuthError, Principal};
 /// [`with_credential`](Self::with_credential); one that does not leaves its entry
 /// visible to the schemes after it, which then refuse it if it is not theirs (fail
 /// closed).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Authenticated {
     /// Who the caller is.
@@ -137,6 +141,17 @@ impl Authenticated {
             Credentials::One(name) => self.credentials.push(name),
             Credentials::Many(names) => names.into_iter().for_each(|n| self.credentials.push(n)),
         }
+    }
+}
+
+/// Shows response metadata keys only: a token exchange's response carries a bearer.
+impl std::fmt::Debug for Authenticated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticated")
+            .field("principal", &self.principal)
+            .field("response_headers", &RedactedHeaders(&self.response_headers))
+            .field("credentials", &self.credentials())
+            .finish()
     }
 }
 
@@ -231,5 +246,26 @@ pub struct NoAuthenticator;
 impl Authenticator for NoAuthenticator {
     async fn authenticate(&self, _req: &AuthRequest<'_>) -> AuthResult {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authenticated_debug_shows_no_response_credential() {
+        let a = Authenticated::new(Principal::new("ada", "basic"))
+            .with_response_header(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_static("Bearer sekrit-token"),
+            )
+            .with_credential(http::header::AUTHORIZATION);
+        let shown = format!("{a:?}");
+        assert!(!shown.contains("sekrit"), "{shown}");
+        assert!(
+            shown.contains("ada") && shown.contains("authorization"),
+            "{shown}"
+        );
     }
 }

@@ -1,8 +1,12 @@
 //! [`AuthRequest`]: what an authenticator sees of a call, and the `authorization` parser.
 
+use std::net::SocketAddr;
+
 use http::{Extensions, HeaderMap, HeaderName, header::AUTHORIZATION};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::AuthError;
+use crate::secret::RedactedHeaders;
 
 /// Default bound on one credential-bearing metadata value: 8 KiB.
 pub const DEFAULT_MAX_VALUE_LEN: usize = 8 * 1024;
@@ -113,6 +117,17 @@ impl<'a> AuthRequest<'a> {
         self.extensions
     }
 
+    /// The caller's address, from the connection info tonic's server puts in the
+    /// request extensions (plain TCP or TLS); `None` outside a tonic server.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        let ext = self.extensions?;
+        if let Some(info) = ext.get::<TcpConnectInfo>() {
+            return info.remote_addr();
+        }
+        ext.get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|info| info.get_ref().remote_addr())
+    }
+
     /// The single value of metadata `name` as ASCII text, or `None` when absent.
     ///
     /// Rejects (`UNAUTHENTICATED`) a repeated entry, a value over the size limit,
@@ -163,20 +178,9 @@ impl std::fmt::Debug for AuthRequest<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthRequest")
             .field("method", &self.method)
-            .field("metadata_keys", &RedactedHeaders(self.headers))
+            .field("metadata", &RedactedHeaders(self.headers))
             .field("max_value_len", &self.max_value_len)
             .finish_non_exhaustive()
-    }
-}
-
-/// A header map shown as its keys, each value `[redacted]`.
-pub(crate) struct RedactedHeaders<'a>(pub(crate) &'a HeaderMap);
-
-impl std::fmt::Debug for RedactedHeaders<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.0.keys().map(|k| (k.as_str(), "[redacted]")))
-            .finish()
     }
 }
 
