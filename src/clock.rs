@@ -58,7 +58,12 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.as_micros() as u64, Ordering::SeqCst);
+        let micros = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(micros))
+            });
     }
 
     /// Sets the clock to `secs` seconds after the Unix epoch.
@@ -70,11 +75,40 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_micros(self.0.load(Ordering::SeqCst))
+        add(
+            UNIX_EPOCH,
+            Duration::from_micros(self.0.load(Ordering::SeqCst)),
+        )
     }
+}
+
+/// `t + d`, or a time some 35 000 years after the epoch when that is not representable:
+/// a configured duration (`Duration::MAX` included) never makes time arithmetic panic.
+pub(crate) fn add(t: SystemTime, d: Duration) -> SystemTime {
+    t.checked_add(d).unwrap_or_else(|| {
+        UNIX_EPOCH
+            .checked_add(Duration::from_secs(1 << 40))
+            .map_or(t, |far| far.max(t))
+    })
 }
 
 /// The clock used when none is configured.
 pub(crate) fn system() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
+}
+
+#[cfg(test)]
+mod add_tests {
+    use super::*;
+
+    #[test]
+    fn add_saturates() {
+        let far = add(UNIX_EPOCH, Duration::MAX);
+        assert!(far > UNIX_EPOCH + Duration::from_secs(1 << 39));
+        assert_eq!(
+            add(UNIX_EPOCH, Duration::from_secs(5)),
+            UNIX_EPOCH + Duration::from_secs(5)
+        );
+        assert_eq!(add(far, Duration::MAX), far);
+    }
 }

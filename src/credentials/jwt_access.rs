@@ -95,10 +95,10 @@ impl JwtAccessCredentials {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let exp = now + self.lifetime;
+        let exp = clock::add(now, self.lifetime);
         let claims = serde_json::json!({
             "iss": self.issuer, "sub": self.issuer, "aud": audience,
-            "iat": iat, "exp": iat + self.lifetime.as_secs(),
+            "iat": iat, "exp": iat.saturating_add(self.lifetime.as_secs()),
         });
         let token = jsonwebtoken::encode(&self.header, &claims, &self.key)
             .map_err(|_| Status::unauthenticated("could not sign the JWT access token"))?;
@@ -113,7 +113,7 @@ impl JwtAccessCredentials {
         let now = self.clock.now();
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((value, exp)) = cache.get(audience)
-            && now + self.margin < *exp
+            && clock::add(now, self.margin) < *exp
         {
             return Ok(value.clone());
         }
@@ -141,5 +141,20 @@ impl fmt::Debug for JwtAccessCredentials {
             .field("issuer", &self.issuer)
             .field("lifetime", &self.lifetime)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_lifetime_does_not_panic() {
+        let pem = include_bytes!("../../tests/keys/ec256_private.pem");
+        let creds = JwtAccessCredentials::from_pem(Algorithm::ES256, pem, "svc")
+            .unwrap()
+            .lifetime(Duration::MAX);
+        assert!(creds.header_value("https://a.example/s.S").is_ok());
+        assert!(creds.header_value("https://a.example/s.S").is_ok());
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use http::{Request, Response, Uri};
@@ -164,7 +165,8 @@ where
         Box::pin(async move {
             // The context borrows the path while the credentials write the headers.
             let mut headers = std::mem::take(req.headers_mut());
-            let result = attach(&config, per_call.as_ref(), req.uri().path(), &mut headers).await;
+            let ctx = CallContext::for_path(&config.origin, req.uri().path(), config.secure);
+            let result = attach(&config, per_call.as_ref(), ctx, &mut headers).await;
             *req.headers_mut() = headers;
             match result {
                 Ok(()) => inner.call(req).await,
@@ -206,17 +208,20 @@ where
     C: CallCredentials,
     ResBody: Default,
 {
+    static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
     let mut observer = Observer {
         config,
         path: req.uri().path().to_owned(),
         sent: std::mem::take(req.headers_mut()),
         per_call,
+        call: NEXT_CALL.fetch_add(1, Ordering::Relaxed),
         done: false,
     };
     let result = attach(
         config,
         observer.per_call.as_ref(),
-        &observer.path,
+        CallContext::for_path(&config.origin, &observer.path, config.secure)
+            .with_call_id(observer.call),
         &mut observer.sent,
     )
     .await;
@@ -237,6 +242,8 @@ struct Observer<'a, C: CallCredentials> {
     per_call: Option<PerCallCredentials>,
     path: String,
     sent: http::HeaderMap,
+    /// The call's id, as its credentials saw it in `apply`.
+    call: u64,
     done: bool,
 }
 
@@ -245,7 +252,8 @@ impl<C: CallCredentials> Observer<'_, C> {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let ctx = CallContext::for_path(&self.config.origin, &self.path, self.config.secure);
+        let ctx = CallContext::for_path(&self.config.origin, &self.path, self.config.secure)
+            .with_call_id(self.call);
         let outcome = CallOutcome::new(ctx, &self.sent, response);
         let replace = self.per_call.as_ref().is_some_and(|p| p.replace);
         if !replace && self.config.observes {
@@ -268,7 +276,7 @@ impl<C: CallCredentials> Drop for Observer<'_, C> {
 async fn attach<C: CallCredentials>(
     config: &CredentialsLayer<C>,
     per_call: Option<&PerCallCredentials>,
-    path: &str,
+    ctx: CallContext<'_>,
     headers: &mut http::HeaderMap,
 ) -> Result<(), Status> {
     let channel = (!per_call.is_some_and(|p| p.replace)).then_some(&*config.creds);
@@ -278,7 +286,6 @@ async fn attach<C: CallCredentials>(
     if needs_tls && !config.secure && !config.allow_plaintext {
         return Err(plaintext_refused());
     }
-    let ctx = CallContext::for_path(&config.origin, path, config.secure);
     if let Some(c) = channel {
         c.apply(&ctx, headers).await?;
     }

@@ -74,7 +74,9 @@ struct Inner {
 #[derive(Default)]
 struct State {
     token: Option<(HeaderValue, Option<SystemTime>)>,
-    login_in_flight: bool,
+    /// The login in flight: the id of the call carrying it (0 when the context had
+    /// none: a call made outside [`CredentialsLayer`](super::CredentialsLayer)).
+    login_in_flight: Option<u64>,
     failures: u32,
     retry_at: Option<SystemTime>,
     last_error: Option<Status>,
@@ -166,8 +168,8 @@ impl Inner {
         self.login_methods.iter().any(|m| ctx.is_path(m))
     }
 
-    fn login(&self, st: &mut State) -> Decision {
-        st.login_in_flight = true;
+    fn login(&self, st: &mut State, ctx: &CallContext<'_>) -> Decision {
+        st.login_in_flight = Some(ctx.call_id());
         Decision::Send(self.basic.clone())
     }
 
@@ -177,32 +179,32 @@ impl Inner {
         let backing_off = st.retry_at.is_some_and(|t| now < t);
         if !self.login_methods.is_empty() {
             if self.is_login_method(ctx) {
-                return self.login(&mut st);
+                return self.login(&mut st, ctx);
             }
         } else if let Some((_, Some(exp))) = &st.token
             && now < *exp
             && now
                 .checked_add(self.refresh_ahead)
                 .is_none_or(|t| t >= *exp)
-            && !st.login_in_flight
+            && st.login_in_flight.is_none()
             && !backing_off
         {
             // Due for renewal: this call logs in, the others keep the valid token.
-            return self.login(&mut st);
+            return self.login(&mut st, ctx);
         }
         match &st.token {
             Some((value, None)) => return Decision::Send(value.clone()),
             Some((value, Some(exp))) if now < *exp => return Decision::Send(value.clone()),
             _ => {}
         }
-        if st.login_in_flight {
+        if st.login_in_flight.is_some() {
             return Decision::Wait;
         }
         if let (Some(e), true) = (&st.last_error, backing_off) {
             return Decision::Fail(e.clone());
         }
         match self.login_methods.first() {
-            None => self.login(&mut st),
+            None => self.login(&mut st, ctx),
             Some(m) => Decision::Fail(Status::unauthenticated(format!(
                 "not logged in: call {m} first"
             ))),
@@ -227,7 +229,7 @@ impl Inner {
     fn login_done(&self, outcome: &CallOutcome<'_>) {
         let now = self.clock.now();
         let mut st = self.lock();
-        st.login_in_flight = false;
+        st.login_in_flight = None;
         let Some(headers) = outcome.headers() else {
             // No response: the next call tries again.
             drop(st);
@@ -333,12 +335,18 @@ impl CallCredentials for BasicLogin {
         }
         {
             let mut st = self.inner.lock();
-            // A call that went out during a login carrying neither our Basic nor our
-            // token is the login call whose `authorization` another credential replaced
-            // (a composite, or `PerCallCredentials::add`): the login never happened, so
-            // the calls waiting for it must not wait forever. The next one logs in.
-            if st.login_in_flight && st.token.as_ref().is_none_or(|(t, _)| Some(t) != sent) {
-                st.login_in_flight = false;
+            // The login call came back without our Basic: another credential replaced
+            // its `authorization` (a composite, or `PerCallCredentials::add`), so the
+            // login never happened and the calls waiting for it must not wait forever;
+            // the next one logs in. The call is known by its id; only any other call
+            // (a waiter cancelled before it sent anything) leaves the login in flight.
+            let is_login_call = match st.login_in_flight {
+                Some(0) => sent.is_some() && st.token.as_ref().is_none_or(|(t, _)| Some(t) != sent),
+                Some(owner) => owner == outcome.context().call_id(),
+                None => false,
+            };
+            if is_login_call {
+                st.login_in_flight = None;
                 drop(st);
                 tracing::debug!("grpc-auth: the login's Basic credential was replaced on the call");
                 self.inner.changed.notify_waiters();

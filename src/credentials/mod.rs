@@ -48,6 +48,8 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use tonic::{Code, Status};
 
+use crate::secret::RedactedHeaders;
+
 pub use api_key::ApiKeyCredentials;
 pub use basic::BasicCredentials;
 pub use bearer::BearerToken;
@@ -74,6 +76,8 @@ pub struct CallContext<'a> {
     /// The whole request path when known (`for_path`), else empty.
     path: &'a str,
     secure: bool,
+    /// Which call this is (observed calls through the layer), 0 when unknown.
+    call: u64,
 }
 
 impl<'a> CallContext<'a> {
@@ -85,6 +89,7 @@ impl<'a> CallContext<'a> {
             method_name,
             path: "",
             secure,
+            call: 0,
         }
     }
 
@@ -98,7 +103,22 @@ impl<'a> CallContext<'a> {
             method_name,
             path,
             secure,
+            call: 0,
         }
+    }
+
+    /// The same context for call `id` (see [`call_id`](Self::call_id)).
+    pub(crate) fn with_call_id(mut self, id: u64) -> Self {
+        self.call = id;
+        self
+    }
+
+    /// Identifies the call: for calls through [`CredentialsLayer`] whose credentials
+    /// observe responses, [`CallCredentials::apply`] and
+    /// [`CallCredentials::on_response`] of one call see the same non-zero id, and no
+    /// other call has it. 0 for a context made with [`CallContext::new`].
+    pub fn call_id(&self) -> u64 {
+        self.call
     }
 
     /// `scheme://authority/package.Service`, `:443` dropped for https (as gRPC core forms it).
@@ -197,12 +217,23 @@ pub trait CallCredentials: Send + Sync + 'static {
     }
 }
 
-/// A call's outcome, as shown to [`CallCredentials::on_response`].
-#[derive(Debug, Clone, Copy)]
+/// A call's outcome, as shown to [`CallCredentials::on_response`]. Its `Debug` shows
+/// metadata keys, never values (they carry credentials: the bearer a login returned).
+#[derive(Clone, Copy)]
 pub struct CallOutcome<'a> {
     ctx: CallContext<'a>,
     sent: &'a HeaderMap,
     response: Option<&'a HeaderMap>,
+}
+
+impl fmt::Debug for CallOutcome<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallOutcome")
+            .field("ctx", &self.ctx)
+            .field("sent", &RedactedHeaders(self.sent))
+            .field("response", &self.response.map(RedactedHeaders))
+            .finish()
+    }
 }
 
 impl<'a> CallOutcome<'a> {
@@ -467,5 +498,31 @@ mod tests {
         ] {
             assert_eq!(sanitize_status(Status::new(code, "x")).code(), code);
         }
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn call_outcome_debug_shows_no_credential() {
+        let ctx = CallContext::new("https://svc.example/a.B", "C", true);
+        let mut sent = HeaderMap::new();
+        sent.insert(
+            "authorization",
+            HeaderValue::from_static("Basic c2VrcmV0OnB3"),
+        );
+        let mut response = HeaderMap::new();
+        response.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer sekrit-token"),
+        );
+        let shown = format!("{:?}", CallOutcome::new(ctx, &sent, Some(&response)));
+        assert!(
+            !shown.contains("sekrit") && !shown.contains("c2VrcmV0"),
+            "{shown}"
+        );
+        assert!(shown.contains("authorization"), "{shown}");
     }
 }

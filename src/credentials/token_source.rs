@@ -215,7 +215,7 @@ impl<S: TokenSource> Inner<S> {
         if let Some((value, expires)) = &st.current {
             match expires {
                 None => return Cached::Fresh(value.clone()),
-                Some(exp) if now + self.refresh_ahead < *exp => {
+                Some(exp) if clock::add(now, self.refresh_ahead) < *exp => {
                     return Cached::Fresh(value.clone());
                 }
                 Some(exp) if now < *exp => {
@@ -250,7 +250,7 @@ impl<S: TokenSource> Inner<S> {
             Err(e) => {
                 st.failures = st.failures.saturating_add(1);
                 let delay = backoff_delay(self.min_backoff, self.max_backoff, st.failures);
-                st.retry_at = Some(now + delay);
+                st.retry_at = Some(clock::add(now, delay));
                 let status = Status::from(e);
                 st.last_error = Some(status.clone());
                 tracing::debug!(failures = st.failures, retry_in = ?delay, reason = %status.message(), "grpc-auth: token fetch failed");
@@ -298,5 +298,38 @@ impl<S> fmt::Debug for TokenSourceCredentials<S> {
             .field("min_backoff", &self.inner.min_backoff)
             .field("max_backoff", &self.inner.max_backoff)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    struct Fixed(Option<Token>);
+    impl TokenSource for Fixed {
+        async fn fetch(&self) -> Result<Token, TokenError> {
+            self.0
+                .clone()
+                .ok_or_else(|| TokenError::Unavailable("down".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn huge_configured_durations_do_not_panic() {
+        let soon = SystemTime::now() + Duration::from_secs(3600);
+        let creds = TokenSourceCredentials::new(Fixed(Some(Token::new("t", Some(soon)))))
+            .refresh_ahead(Duration::MAX);
+        assert!(creds.header_value().await.is_ok());
+        assert!(
+            creds.header_value().await.is_ok(),
+            "a stale token still serves"
+        );
+        let failing =
+            TokenSourceCredentials::new(Fixed(None)).backoff(Duration::MAX, Duration::MAX);
+        assert!(failing.header_value().await.is_err());
+        assert!(
+            failing.header_value().await.is_err(),
+            "backing off, no panic"
+        );
     }
 }

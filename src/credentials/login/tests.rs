@@ -299,3 +299,66 @@ async fn a_login_whose_basic_was_replaced_on_the_call_does_not_strand_the_waiter
         .unwrap();
     assert_eq!(auth(&md), BASIC);
 }
+
+#[tokio::test]
+async fn a_cancelled_waiter_does_not_start_a_second_login() {
+    // The reported defect: a waiting call dropped while the login ran reported "no
+    // response, no authorization", which cleared the login in flight; the next call
+    // then logged in a second time concurrently.
+    let clock = ManualClock::at_unix(1_000_000);
+    let creds = BasicLogin::new("ada", "lovelace").clock(clock.clone());
+    let login_ctx = ctx(PATH).with_call_id(1);
+    let mut login = HeaderMap::new();
+    creds.apply(&login_ctx, &mut login).await.unwrap();
+    assert_eq!(auth(&login), BASIC);
+
+    // A second call (id 2) waits for the login; it is cancelled, and its observer
+    // reports what it had sent: nothing.
+    let waiter = {
+        let creds = creds.clone();
+        tokio::spawn(async move {
+            let mut md = HeaderMap::new();
+            creds
+                .apply(&ctx(PATH).with_call_id(2), &mut md)
+                .await
+                .map(|()| md)
+        })
+    };
+    tokio::task::yield_now().await;
+    waiter.abort();
+    assert!(waiter.await.unwrap_err().is_cancelled());
+    creds.on_response(&CallOutcome::new(
+        ctx(PATH).with_call_id(2),
+        &HeaderMap::new(),
+        None,
+    ));
+
+    // A third call still waits: no second login.
+    let third = {
+        let creds = creds.clone();
+        tokio::spawn(async move {
+            let mut md = HeaderMap::new();
+            creds
+                .apply(&ctx(PATH).with_call_id(3), &mut md)
+                .await
+                .map(|()| md)
+        })
+    };
+    tokio::task::yield_now().await;
+    assert!(
+        !third.is_finished(),
+        "the third call must wait for the login in flight"
+    );
+    let token = jwt(1_000_900);
+    creds.on_response(&CallOutcome::new(
+        login_ctx,
+        &login,
+        Some(&response(&[("authorization", &format!("Bearer {token}"))])),
+    ));
+    let md = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("released by the login")
+        .unwrap()
+        .unwrap();
+    assert_eq!(auth(&md), format!("Bearer {token}"));
+}
