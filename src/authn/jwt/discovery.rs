@@ -170,7 +170,7 @@ impl Fetcher {
 /// A key or discovery URL: https; http only to a loopback host or when `allow_http`.
 fn http_url(url: &str, allow_http: bool) -> Result<Url, JwksError> {
     let parsed = Url::parse(url)
-        .map_err(|e| JwksError::Config(format!("invalid URL {}: {e}", shown_str(url))))?;
+        .map_err(|e| JwksError::Config(format!("invalid URL {:?}: {e}", shown_str(url))))?;
     let shown = Shown(&parsed);
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
         return Err(JwksError::Config(format!(
