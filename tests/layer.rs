@@ -10,7 +10,7 @@ use grpc_auth::authn::{
     ApiKeyAuthenticator, AuthRequest, AuthResult, Authenticated, Authenticator,
 };
 use grpc_auth::{AuthError, AuthLayer, Policy, Principal};
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response};
 use tonic::body::Body;
 use tower::{Layer, Service, ServiceExt};
 

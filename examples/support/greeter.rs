@@ -107,6 +107,9 @@ impl<A: Authenticator> Authenticator for Counted<A> {
     }
 }
 
+/// The audience of the tokens the greeter issues: its replicas share it.
+pub const TOKEN_AUDIENCE: &str = "helloworld.Greeter";
+
 /// A random token key (one replica; replicas share a key through `--token-secret`).
 pub fn random_token_keys() -> Result<TokenKeys, String> {
     let mut secret = [0u8; 32];
@@ -158,7 +161,7 @@ impl ServerConfig {
                 Some(k) => k.clone(),
                 None => random_token_keys()?,
             };
-            let mut tokens = SignedTokens::new(keys);
+            let mut tokens = SignedTokens::new(keys, TOKEN_AUDIENCE);
             if let Some(ttl) = self.token_ttl {
                 tokens = tokens.ttl(ttl);
             }

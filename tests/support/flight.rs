@@ -141,7 +141,10 @@ pub async fn spawn(cert_pem: &str, key_pem: &str) -> FlightServer {
         BasicAuthenticator::new().user("grace", "hopper"),
         logins.clone(),
     );
-    let tokens = SignedTokens::new(TokenKeys::hs256("k1", SECRET).expect("token key"));
+    let tokens = SignedTokens::new(
+        TokenKeys::hs256("k1", SECRET).expect("token key"),
+        "arrow.flight.protocol.FlightService",
+    );
     let layer = AuthLayer::new(TokenExchange::new(basic, tokens).login_method(HANDSHAKE));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -11,7 +11,9 @@
 //!
 //! // Every replica shares the key, so any of them accepts a token another issued.
 //! let keys = TokenKeys::hs256("2024-06", b"a-shared-secret-of-at-least-32-bytes!".as_slice())?;
-//! let tokens = SignedTokens::new(keys.clone()).ttl(Duration::from_secs(15 * 60));
+//! // Tokens are bound to this service ("flight-sql"): another service sharing the keys
+//! // refuses them.
+//! let tokens = SignedTokens::new(keys.clone(), "flight-sql").ttl(Duration::from_secs(15 * 60));
 //! let exchange = TokenExchange::new(BasicAuthenticator::new().user("ada", "lovelace"), tokens)
 //!     .login_method("/arrow.flight.protocol.FlightService/Handshake");
 //! let layer = AuthLayer::new(exchange);

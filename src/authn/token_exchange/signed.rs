@@ -201,14 +201,19 @@ impl fmt::Debug for TokenKeys {
 /// Stateless tokens: HS256 JWTs with `iss`, `sub`, `iat`, `exp`, `jti`, and the login
 /// principal's `scope` (space-separated) and `roles`; the header's `kid` names the key.
 ///
+/// Every token is bound to the service that issued it: its `aud` is the audience given
+/// to [`SignedTokens::new`] (name the service, the same on each of its replicas), and
+/// verification requires it, so another service that shares the keys refuses it
+/// ("invalid token audience").
+///
 /// Verified by a [`JwtAuthenticator`] over [`TokenKeys`] (signature, `exp` with the
-/// leeway, `iss`, `aud` when set); the principal's scheme is `"token"`. Stateless means
+/// leeway, `iss`, `aud`); the principal's scheme is `"token"`. Stateless means
 /// not revocable: keep the lifetime short, or use [`OpaqueTokens`](super::OpaqueTokens).
 #[derive(Clone)]
 pub struct SignedTokens {
     keys: TokenKeys,
     issuer: String,
-    audience: Option<String>,
+    audience: String,
     ttl: Duration,
     leeway: Duration,
     clock: Arc<dyn Clock>,
@@ -219,8 +224,7 @@ pub struct SignedTokens {
 struct Claims<'a> {
     iss: &'a str,
     sub: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aud: Option<&'a str>,
+    aud: &'a str,
     iat: u64,
     exp: u64,
     jti: String,
@@ -236,13 +240,14 @@ struct Issuer {
 }
 
 impl SignedTokens {
-    /// Tokens signed with `keys`, `iss` [`DEFAULT_ISSUER`], valid for [`DEFAULT_TTL`].
-    pub fn new(keys: TokenKeys) -> Self {
+    /// Tokens signed with `keys` for `audience` (the issuing service's name, shared by
+    /// its replicas), `iss` [`DEFAULT_ISSUER`], valid for [`DEFAULT_TTL`].
+    pub fn new(keys: TokenKeys, audience: impl Into<String>) -> Self {
         let mut s = Self {
             verifier: JwtAuthenticator::new(keys.clone()),
             keys,
             issuer: DEFAULT_ISSUER.to_owned(),
-            audience: None,
+            audience: audience.into(),
             ttl: DEFAULT_TTL,
             leeway: crate::authn::jwt::DEFAULT_LEEWAY,
             clock: clock::system(),
@@ -252,27 +257,17 @@ impl SignedTokens {
     }
 
     fn rebuild(&mut self) {
-        let mut v = JwtAuthenticator::new(self.keys.clone())
+        self.verifier = JwtAuthenticator::new(self.keys.clone())
             .issuer(self.issuer.clone())
+            .audience(self.audience.clone())
             .leeway(self.leeway)
             .clock(ArcClock(self.clock.clone()))
             .scheme("token");
-        if let Some(aud) = &self.audience {
-            v = v.audience(aud.clone());
-        }
-        self.verifier = v;
     }
 
     /// Sets `iss`, which also tells our tokens from other bearers.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = issuer.into();
-        self.rebuild();
-        self
-    }
-
-    /// Sets `aud` and requires it on verification.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
         self.rebuild();
         self
     }
@@ -310,7 +305,7 @@ impl SignedTokens {
         let claims = Claims {
             iss: &self.issuer,
             sub: principal.subject(),
-            aud: self.audience.as_deref(),
+            aud: &self.audience,
             iat,
             exp: iat.saturating_add(self.ttl.as_secs()),
             jti: random_id()?,

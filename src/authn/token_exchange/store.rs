@@ -48,6 +48,8 @@ pub struct StoredToken {
     pub principal: Principal,
     /// When it stops being accepted.
     pub expires_at: SystemTime,
+    /// The service the token was issued for: only it accepts the token.
+    pub audience: String,
 }
 
 /// Where opaque tokens live: memory ([`MemoryTokenStore`]), or a shared database so
@@ -96,7 +98,7 @@ impl<S: TokenStore> TokenStore for Arc<S> {
 ///
 /// ```
 /// use grpc_auth::authn::token_exchange::{MemoryTokenStore, OpaqueTokens};
-/// let tokens = OpaqueTokens::new(MemoryTokenStore::new(10_000));
+/// let tokens = OpaqueTokens::new(MemoryTokenStore::new(10_000), "billing-api");
 /// # let _ = tokens;
 /// ```
 #[derive(Clone)]
@@ -154,15 +156,19 @@ impl fmt::Debug for MemoryTokenStore {
 #[derive(Clone)]
 pub struct OpaqueTokens<S> {
     store: S,
+    audience: String,
     ttl: Duration,
     clock: Arc<dyn Clock>,
 }
 
 impl<S: TokenStore> OpaqueTokens<S> {
-    /// Tokens kept in `store`, valid for 15 minutes.
-    pub fn new(store: S) -> Self {
+    /// Tokens for `audience` (the issuing service's name, shared by its replicas) kept
+    /// in `store`, valid for 15 minutes. A token issued for another audience, found in a
+    /// store several services share, is refused.
+    pub fn new(store: S, audience: impl Into<String>) -> Self {
         Self {
             store,
+            audience: audience.into(),
             ttl: DEFAULT_TTL,
             clock: clock::system(),
         }
@@ -199,8 +205,9 @@ impl<S: TokenStore> TokenIssuer for OpaqueTokens<S> {
         let token = format!("{OPAQUE_PREFIX}{}", URL_SAFE_NO_PAD.encode(&bytes[..]));
         let record = StoredToken {
             principal: principal.clone(),
-            // A ttl past what `SystemTime` holds (`Duration::MAX`: "never") is the latest.
-            expires_at: latest(self.clock.now(), self.ttl),
+            // A ttl past what `SystemTime` holds (`Duration::MAX`: "never") saturates.
+            expires_at: clock::add(self.clock.now(), self.ttl),
+            audience: self.audience.clone(),
         };
         self.store.insert(TokenDigest::of(&token), record).await?;
         Ok(Secret::from(token))
@@ -215,6 +222,9 @@ impl<S: TokenStore> TokenIssuer for OpaqueTokens<S> {
         let Some(record) = self.store.lookup(&digest).await? else {
             return Err(AuthError::unauthenticated("unknown or revoked token"));
         };
+        if record.audience != self.audience {
+            return Err(AuthError::unauthenticated("invalid token audience"));
+        }
         if self.clock.now() >= record.expires_at {
             let _ = self.store.revoke(&digest).await;
             return Err(AuthError::unauthenticated("token expired"));
@@ -223,22 +233,11 @@ impl<S: TokenStore> TokenIssuer for OpaqueTokens<S> {
     }
 }
 
-/// `now + ttl`, or the latest time `SystemTime` holds below it.
-fn latest(now: SystemTime, ttl: Duration) -> SystemTime {
-    let mut ttl = ttl;
-    loop {
-        match now.checked_add(ttl) {
-            Some(t) => return t,
-            None if ttl.is_zero() => return now,
-            None => ttl /= 2,
-        }
-    }
-}
-
 impl<S: fmt::Debug> fmt::Debug for OpaqueTokens<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpaqueTokens")
             .field("store", &self.store)
+            .field("audience", &self.audience)
             .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }

@@ -17,7 +17,7 @@ fn clock() -> ManualClock {
 }
 
 fn signed(clock: &ManualClock) -> SignedTokens {
-    SignedTokens::new(TokenKeys::hs256("k1", S1).unwrap()).clock(clock.clone())
+    SignedTokens::new(TokenKeys::hs256("k1", S1).unwrap(), AUD).clock(clock.clone())
 }
 
 fn ada() -> Principal {
@@ -53,6 +53,7 @@ async fn signed_token_carries_the_principal_and_verifies() {
     );
     let claims = payload(&token);
     assert_eq!(claims["iss"], "grpc-auth");
+    assert_eq!(claims["aud"], AUD);
     assert_eq!(claims["sub"], "ada");
     assert_eq!(claims["scope"], "greeter.read greeter.admin");
     assert_eq!(claims["roles"], serde_json::json!(["ops"]));
@@ -67,6 +68,39 @@ async fn signed_token_carries_the_principal_and_verifies() {
 }
 
 use jsonwebtoken::Algorithm;
+
+const AUD: &str = "svc-a";
+
+#[tokio::test]
+async fn a_token_is_valid_only_at_the_service_it_was_issued_for() {
+    // The reported defect: two services sharing the keys accepted each other's tokens.
+    let clock = clock();
+    let keys = TokenKeys::hs256("k1", S1).unwrap();
+    let svc_a = SignedTokens::new(keys.clone(), "svc-a").clock(clock.clone());
+    let svc_b = SignedTokens::new(keys, "svc-b").clock(clock.clone());
+    let token = svc_a.sign(&ada()).unwrap();
+    assert_eq!(svc_a.verify(&token).await.unwrap().subject(), "ada");
+    assert!(
+        svc_b.recognizes(&token),
+        "ours by iss: refused, not passed on"
+    );
+    let e = svc_b.verify(&token).await.unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string().as_str()),
+        (tonic::Code::Unauthenticated, "invalid token audience")
+    );
+    // The same for opaque tokens in a store both services share.
+    let store = MemoryTokenStore::new(16);
+    let op_a = OpaqueTokens::new(store.clone(), "svc-a").clock(clock.clone());
+    let op_b = OpaqueTokens::new(store, "svc-b").clock(clock.clone());
+    let token = op_a.issue(&ada()).await.unwrap();
+    let token = std::str::from_utf8(token.expose()).unwrap();
+    assert_eq!(op_a.verify(token).await.unwrap().subject(), "ada");
+    assert_eq!(
+        op_b.verify(token).await.unwrap_err().to_string(),
+        "invalid token audience"
+    );
+}
 
 #[tokio::test]
 async fn expired_token_is_refused_after_ttl_and_leeway() {
@@ -98,7 +132,7 @@ async fn tampered_token_is_refused() {
         AuthError::unauthenticated("invalid token signature")
     );
     // Signed by someone else with our issuer and kid.
-    let forged = SignedTokens::new(TokenKeys::hs256("k1", S2).unwrap())
+    let forged = SignedTokens::new(TokenKeys::hs256("k1", S2).unwrap(), AUD)
         .clock(clock.clone())
         .sign(&ada())
         .unwrap();
@@ -142,6 +176,7 @@ async fn a_replica_started_after_a_rotation_verifies_both_keys() {
             .unwrap()
             .also_verify("k1", S1)
             .unwrap(),
+        AUD,
     )
     .clock(clock.clone());
     assert_eq!(replica.verify(&before).await.unwrap().subject(), "ada");
@@ -344,7 +379,7 @@ async fn any_authenticator_can_be_the_login() {
 async fn opaque_tokens_are_stored_by_digest_and_revocable() {
     let clock = clock();
     let store = MemoryTokenStore::new(16);
-    let tokens = OpaqueTokens::new(store.clone())
+    let tokens = OpaqueTokens::new(store.clone(), AUD)
         .ttl(Duration::from_secs(60))
         .clock(clock.clone());
     let ex = TokenExchange::new(BasicAuthenticator::new().user("ada", "lovelace"), tokens);
@@ -385,7 +420,7 @@ async fn opaque_tokens_are_stored_by_digest_and_revocable() {
 async fn opaque_tokens_expire_and_the_store_is_bounded() {
     let clock = clock();
     let store = MemoryTokenStore::new(4);
-    let tokens = OpaqueTokens::new(store.clone())
+    let tokens = OpaqueTokens::new(store.clone(), AUD)
         .ttl(Duration::from_secs(60))
         .clock(clock.clone());
     let first = tokens.issue(&ada()).await.unwrap();
@@ -432,7 +467,7 @@ fn rotation_and_drop_move_the_key_generation() {
 #[tokio::test]
 async fn an_opaque_token_may_live_forever_without_a_panic() {
     let clock = clock();
-    let tokens = OpaqueTokens::new(MemoryTokenStore::new(4))
+    let tokens = OpaqueTokens::new(MemoryTokenStore::new(4), AUD)
         .ttl(Duration::MAX)
         .clock(clock.clone());
     let token = tokens.issue(&ada()).await.unwrap();
