@@ -92,6 +92,15 @@ impl Hashing {
     }
 }
 
+/// What the verified-credential cache knows of a login.
+enum Lookup {
+    Hit,
+    /// Not cached; the key to cache a verification under.
+    Miss([u8; 32]),
+    /// No cache, or a plaintext password (never cached).
+    NotCached,
+}
+
 #[derive(Clone)]
 struct User {
     password: Stored,
@@ -273,12 +282,26 @@ impl BasicAuthenticator {
         }
     }
 
-    /// Whether `password` is `user`'s; `None` for an unknown user, after the same work.
+    /// Whether a verification of `user:password` under this configuration is cached
+    /// (proof of the password, so no guess is being made), or where to cache one.
+    fn lookup(&self, user: &User, name: &str, password: &str) -> Lookup {
+        let (Some(cache), Stored::Hash(_)) = (&self.cache, &user.password) else {
+            return Lookup::NotCached;
+        };
+        let key = self.cache_key(name, password);
+        match cache.get(self.config, &key, self.clock.unix_seconds(), 0) {
+            Some(_) => Lookup::Hit,
+            None => Lookup::Miss(key),
+        }
+    }
+
+    /// Whether `password` is `user`'s; false for an unknown user, after the same work.
+    /// `cache_key`: where to remember a verified hash (from [`lookup`](Self::lookup)).
     async fn check_password(
         &self,
         user: Option<&User>,
-        name: &str,
         password: String,
+        cache_key: Option<[u8; 32]>,
     ) -> Result<bool, AuthError> {
         let Some(user) = user else {
             // An unknown user costs what a known one costs.
@@ -296,16 +319,9 @@ impl BasicAuthenticator {
         match &user.password {
             Stored::Plain(stored) => Ok(plain_matches(stored, &password)),
             Stored::Hash(phc) => {
-                let Some(cache) = &self.cache else {
-                    return self.verify_hash(phc.clone(), password).await;
-                };
-                let key = self.cache_key(name, &password);
-                let now = self.clock.unix_seconds();
-                if cache.get(self.config, &key, now, 0).is_some() {
-                    return Ok(true);
-                }
                 let ok = self.verify_hash(phc.clone(), password).await?;
-                if ok {
+                if ok && let (Some(cache), Some(key)) = (&self.cache, cache_key) {
+                    let now = self.clock.unix_seconds();
                     cache.insert(self.config, key, user.principal.clone(), None, now, 0);
                 }
                 Ok(ok)
@@ -389,19 +405,26 @@ impl Authenticator for BasicAuthenticator {
             return Ok(None);
         }
         let (name, password) = parse_credentials(auth.credentials())?;
-        let peer = req.remote_addr().map(|a| a.ip());
         let user = self.users.get(&name);
+        // A cached verification proves the password: no guess, no limit to apply.
+        let cache_key = match user.map(|u| self.lookup(u, &name, &password)) {
+            Some(Lookup::Hit) => {
+                return Ok(user.map(|u| accepted(u.principal.clone())));
+            }
+            Some(Lookup::Miss(key)) => Some(key),
+            Some(Lookup::NotCached) | None => None,
+        };
+        let peer = req.remote_addr().map(|a| a.ip());
         if let Some(limits) = &self.limits {
             limits.check(&name, peer, self.clock.unix_seconds())?;
         }
-        if self.check_password(user, &name, password).await? {
+        if self.check_password(user, password, cache_key).await?
+            && let Some(user) = user
+        {
             if let Some(limits) = &self.limits {
                 limits.succeeded(&name);
             }
-            // `check_password` is true only for a known user.
-            if let Some(user) = user {
-                return Ok(Some(accepted(user.principal.clone())));
-            }
+            return Ok(Some(accepted(user.principal.clone())));
         }
         if let Some(limits) = &self.limits {
             limits.failed(&name, peer, self.clock.unix_seconds());

@@ -19,7 +19,9 @@ use crate::AuthError;
 /// caller is answered `RESOURCE_EXHAUSTED` "too many failed logins; retry later" until
 /// its window ends; a success clears the user's count), for up to 100 000 users and
 /// peers at once. Names that do not exist are counted like real ones, so the answer
-/// never tells which users exist. The peer is the TCP peer tonic reports; behind a
+/// never tells which users exist. A login whose verification is cached is neither
+/// limited nor counted (the cache proves the password), so a guesser who locked a user
+/// out does not lock out that user's running clients. The peer is the TCP peer tonic reports; behind a
 /// proxy every caller shares the proxy's address, so raise `per_peer` there (or set it
 /// to 0 to count users only).
 ///
@@ -104,7 +106,10 @@ fn user_key(user: &str) -> Key {
 }
 
 fn peer_key(peer: IpAddr) -> Key {
-    key(b'p', peer.to_string().as_bytes())
+    match peer.to_canonical() {
+        IpAddr::V4(ip) => key(b'4', &ip.octets()),
+        IpAddr::V6(ip) => key(b'6', &ip.octets()),
+    }
 }
 
 pub(crate) fn limited() -> AuthError {
