@@ -429,7 +429,6 @@ impl Authenticator for BasicAuthenticator {
         if let Some(limits) = &self.limits {
             limits.failed(&name, peer, self.clock.unix_seconds());
         }
-        tracing::debug!(method = req.method(), "grpc-auth: Basic login failed");
         Err(bad_credentials())
     }
 }
