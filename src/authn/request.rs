@@ -194,9 +194,11 @@ pub struct Authorization<'a> {
 impl<'a> Authorization<'a> {
     /// Parses `Scheme credentials`. The scheme is matched case-insensitively later.
     pub fn parse(value: &'a str) -> Result<Self, AuthError> {
-        let value = value.trim();
-        let (scheme, credentials) = value.split_once([' ', '\t']).unwrap_or((value, ""));
-        let credentials = credentials.trim();
+        // RFC 9110 whitespace is SP and HTAB only (Unicode spaces are not separators).
+        const WS: [char; 2] = [' ', '\t'];
+        let value = value.trim_matches(WS);
+        let (scheme, credentials) = value.split_once(WS).unwrap_or((value, ""));
+        let credentials = credentials.trim_matches(WS);
         if scheme.is_empty() {
             return Err(AuthError::unauthenticated("empty authorization metadata"));
         }
@@ -315,6 +317,21 @@ mod tests {
         let h = headers(&[b"Bearer abcdefgh"]);
         let r = AuthRequest::new("/a.B/C", &h).with_max_value_len(8);
         assert!(r.authorization().is_err());
+    }
+
+    #[test]
+    fn only_sp_and_htab_separate_or_trim() {
+        // Found by fuzzing: Unicode whitespace made a scheme end in a space.
+        let a = Authorization::parse("a\u{b} b").unwrap();
+        assert_eq!((a.scheme(), a.credentials()), ("a\u{b}", "b"));
+        let a = Authorization::parse("a\u{a0} b").unwrap();
+        assert_eq!((a.scheme(), a.credentials()), ("a\u{a0}", "b"));
+        assert_eq!(
+            Authorization::parse("Bearer\u{a0}")
+                .unwrap_err()
+                .to_string(),
+            "authorization scheme has no credentials"
+        );
     }
 
     #[test]
