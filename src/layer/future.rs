@@ -30,12 +30,16 @@ pin_project! {
     {
         Authorizing {
             authorize: Authorize<B>,
-            inner: Option<S>,
+            // Unpinned: called in place once the authorization is done.
+            inner: S,
         },
         Calling {
             #[pin]
             future: S::Future,
             headers: HeaderMap,
+        },
+        Rejected {
+            response: Option<S::Response>,
         },
     }
 }
@@ -52,9 +56,15 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
 
     pub(crate) fn authorize(authorize: Authorize<B>, inner: S) -> Self {
         Self {
-            state: State::Authorizing {
-                authorize,
-                inner: Some(inner),
+            state: State::Authorizing { authorize, inner },
+        }
+    }
+
+    /// A response decided before any authentication (a denied method).
+    pub(crate) fn rejected(response: S::Response) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(response),
             },
         }
     }
@@ -74,14 +84,7 @@ where
                 StateProj::Authorizing { authorize, inner } => {
                     match ready!(authorize.as_mut().poll(cx)) {
                         Ok((req, headers)) => {
-                            let Some(mut svc) = inner.take() else {
-                                // Unreachable: the state changes right after the take.
-                                return Poll::Ready(Ok(Status::internal(
-                                    "auth layer polled after completion",
-                                )
-                                .into_http()));
-                            };
-                            let future = svc.call(req);
+                            let future = inner.call(req);
                             this.state.set(State::Calling { future, headers });
                         }
                         Err(status) => return Poll::Ready(Ok(status.into_http())),
@@ -93,6 +96,10 @@ where
                         response.headers_mut().extend(std::mem::take(headers));
                     }
                     return Poll::Ready(Ok(response));
+                }
+                StateProj::Rejected { response } => {
+                    // Polled again after completion: an empty response, never a panic.
+                    return Poll::Ready(Ok(response.take().unwrap_or_default()));
                 }
             }
         }

@@ -55,6 +55,10 @@ where
         if rule.is_public() {
             return ResponseFuture::call(self.inner.call(req));
         }
+        if matches!(**rule, Rule::Deny) {
+            let e = AuthError::permission_denied("method is not allowed");
+            return ResponseFuture::rejected(rejected(req.uri().path(), &e).into_http());
+        }
         let rule = rule.clone();
         // The service made ready by `poll_ready` is the one that will be called.
         let clone = self.inner.clone();
@@ -77,20 +81,16 @@ async fn authorize<A: Authenticator, B>(
     rule: Arc<Rule>,
     mut req: Request<B>,
 ) -> Result<(Request<B>, HeaderMap), Status> {
-    let outcome = if matches!(*rule, Rule::Deny) {
-        Err(AuthError::permission_denied("method is not allowed"))
-    } else {
-        let ctx = AuthRequest::new(req.uri().path(), req.headers())
-            .with_extensions(req.extensions())
-            .with_max_value_len(max_value_len);
-        match authenticator.authenticate(&ctx).await {
-            Ok(Some(found)) => rule.check(&found.principal).map(|()| found),
-            Ok(None) if req.headers().contains_key(AUTHORIZATION) => Err(
-                AuthError::unauthenticated("unsupported authorization scheme"),
-            ),
-            Ok(None) => Err(AuthError::Missing),
-            Err(e) => Err(e),
-        }
+    let ctx = AuthRequest::new(req.uri().path(), req.headers())
+        .with_extensions(req.extensions())
+        .with_max_value_len(max_value_len);
+    let outcome = match authenticator.authenticate(&ctx).await {
+        Ok(Some(found)) => rule.check(&found.principal).map(|()| found),
+        Ok(None) if req.headers().contains_key(AUTHORIZATION) => Err(AuthError::unauthenticated(
+            "unsupported authorization scheme",
+        )),
+        Ok(None) => Err(AuthError::Missing),
+        Err(e) => Err(e),
     };
     let method = req.uri().path();
     match outcome {
@@ -104,16 +104,20 @@ async fn authorize<A: Authenticator, B>(
             req.extensions_mut().insert(found.principal);
             Ok((req, found.response_headers))
         }
-        Err(e) => {
-            match &e {
-                AuthError::Unavailable(_) => {
-                    tracing::warn!(method, code = ?e.code(), reason = %e, "grpc-auth: rejected")
-                }
-                _ => tracing::debug!(method, code = ?e.code(), reason = %e, "grpc-auth: rejected"),
-            }
-            Err(e.to_status())
-        }
+        Err(e) => Err(rejected(method, &e)),
     }
+}
+
+/// Logs a rejection (method, code, reason; `warn` when the check could not be made)
+/// and gives its status.
+fn rejected(method: &str, e: &AuthError) -> Status {
+    match e {
+        AuthError::Unavailable(_) => {
+            tracing::warn!(method, code = ?e.code(), reason = %e, "grpc-auth: rejected")
+        }
+        _ => tracing::debug!(method, code = ?e.code(), reason = %e, "grpc-auth: rejected"),
+    }
+    e.to_status()
 }
 
 impl<S: Clone, A> Clone for AuthService<S, A> {
