@@ -298,3 +298,49 @@ async fn policy_is_checked_on_every_call_when_the_token_is_cached() {
     }
     assert_eq!(inner.calls.load(Ordering::SeqCst), 3);
 }
+
+/// Counts authentications: a denied method must never reach the authenticator.
+#[derive(Clone, Default)]
+struct CountingAuth(Arc<AtomicUsize>);
+impl Authenticator for CountingAuth {
+    async fn authenticate(&self, _: &AuthRequest<'_>) -> AuthResult {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(Some(Principal::new("ada", "test").into()))
+    }
+}
+
+#[tokio::test]
+async fn a_denied_method_is_answered_before_authentication_and_the_inner_service() {
+    let auth = CountingAuth::default();
+    let inner = Inner::default();
+    let mut svc = AuthLayer::new(auth.clone())
+        .policy(Policy::new().deny("/internal.Debug/*"))
+        .layer(inner.clone());
+    for _ in 0..2 {
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(request("/internal.Debug/Dump", &[("x-api-key", "k1")]))
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["grpc-status"], "7");
+        assert_eq!(res.headers()["grpc-message"], "method%20is%20not%20allowed");
+    }
+    assert_eq!(
+        auth.0.load(Ordering::SeqCst),
+        0,
+        "no authentication for a denied method"
+    );
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 0);
+    // Other methods still authenticate and call through.
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(request("/a.B/C", &[]))
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-subject"], "ada");
+    assert_eq!(auth.0.load(Ordering::SeqCst), 1);
+}
