@@ -4,14 +4,23 @@
 //! cargo run --example greeter_client -- --addr https://127.0.0.1:50051 --ca ca.pem --token eyJ...
 //! cargo run --example greeter_client -- --addr http://127.0.0.1:50051 --api-key k-123 --insecure-plaintext
 //! cargo run --example greeter_client -- --addr https://127.0.0.1:50051 --ca ca.pem --hmac svc-a=s3cret
+//! cargo run --example greeter_client -- --help
 //! ```
-//! Several credential flags combine into one composite credential. `--login USER:PASSWORD`
-//! logs in with Basic on the first call and sends the bearer the server answered with
-//! (a server started with `--issue-tokens`); `--calls N` makes N calls to show it.
+//! Several credential flags combine into one composite credential, applied in command-line
+//! order (`--jwt-key` last). `--login USER:PASSWORD` logs in with Basic on the first call
+//! and sends the bearer the server answered with (a server started with `--issue-tokens`);
+//! `--calls N` makes N calls to show it.
+//!
+//! Credentials may come from the environment instead of the command line:
+//! `GRPC_AUTH_TOKEN`, `GRPC_AUTH_BASIC`, `GRPC_AUTH_LOGIN`, `GRPC_AUTH_API_KEY`,
+//! `GRPC_AUTH_HMAC` (one value each).
 
 #[path = "support/flags.rs"]
 mod flags;
 
+use clap::error::ErrorKind;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use flags::FileBytes;
 use grpc_auth::credentials::{
     ApiKeyCredentials, BasicCredentials, BasicLogin, BearerToken, Composite, CredentialsLayer,
     HmacSigner, JwtAccessCredentials,
@@ -21,115 +30,208 @@ use grpc_auth_protos::helloworld::greeter_client::GreeterClient;
 use jsonwebtoken::Algorithm;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
-const USAGE: &str = "usage: greeter_client [--addr URL] [--ca PEM_FILE] [--name NAME] [--method hello|admin] \
-[--token JWT] [--basic USER:PASSWORD] [--login USER:PASSWORD] [--api-key KEY] [--hmac KEY_ID=SECRET] [--jwt-key PEM_FILE --jwt-issuer ISS] \
-[--calls N] [--insecure-plaintext]";
+/// Calls the helloworld Greeter with grpc-auth call credentials and prints the reply, or
+/// the gRPC status (then exits 1).
+///
+/// Credential flags may be repeated and combined; they are applied in command-line order
+/// (`--jwt-key` last). A credential that needs transport security is refused on an
+/// `http://` address unless --insecure-plaintext is given.
+#[derive(Parser)]
+#[command(name = "greeter_client", args_override_self = true)]
+struct Cli {
+    /// Server URL: `https://` for TLS, `http://` for plaintext
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+    addr: http::Uri,
 
-struct Args {
-    addr: String,
-    ca: Option<Vec<u8>>,
+    /// PEM CA certificate to trust [default: the system roots for an `https://` address]
+    #[arg(long, value_name = "PEM_FILE", value_parser = flags::read_file)]
+    ca: Option<FileBytes>,
+
+    /// Name to greet
+    #[arg(long, default_value = "Ada")]
     name: String,
-    admin: bool,
-    creds: Composite,
-    insecure_plaintext: bool,
+
+    /// Method to call
+    #[arg(long, value_enum, default_value_t = Method::Hello)]
+    method: Method,
+
+    /// Bearer token (e.g. a JWT) to send; repeatable
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GRPC_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    token: Vec<String>,
+
+    /// Basic credentials to send on every call; repeatable
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        value_parser = flags::user_password,
+        env = "GRPC_AUTH_BASIC",
+        hide_env_values = true
+    )]
+    basic: Vec<(String, String)>,
+
+    /// Log in with Basic once, then send the bearer token the server answers with
+    /// (a server with --issue-tokens); repeatable
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        value_parser = flags::user_password,
+        env = "GRPC_AUTH_LOGIN",
+        hide_env_values = true
+    )]
+    login: Vec<(String, String)>,
+
+    /// API key to send as `x-api-key`; repeatable
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "GRPC_AUTH_API_KEY",
+        hide_env_values = true
+    )]
+    api_key: Vec<String>,
+
+    /// Sign each call with this HMAC key (HTTP Signatures); repeatable
+    #[arg(
+        long,
+        value_name = "KEY_ID=SECRET",
+        value_parser = flags::key_secret,
+        env = "GRPC_AUTH_HMAC",
+        hide_env_values = true
+    )]
+    hmac: Vec<(String, String)>,
+
+    /// Sign a JWT per service URL with this private key (PKCS#8 PEM: EC, RSA or Ed25519)
+    #[arg(long, value_name = "PEM_FILE", value_parser = flags::read_file)]
+    jwt_key: Option<FileBytes>,
+
+    /// Issuer (`iss` and `sub`) of the --jwt-key tokens
+    #[arg(
+        long,
+        value_name = "ISSUER",
+        default_value = "greeter-client",
+        requires = "jwt_key"
+    )]
+    jwt_issuer: String,
+
+    /// Number of calls to make (at least one)
+    #[arg(long, value_name = "N", default_value_t = 1)]
     calls: u32,
+
+    /// Allow credentials over a plaintext `http://` connection (loopback or a trusted mesh)
+    #[arg(long)]
+    insecure_plaintext: bool,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut a = Args {
-        addr: "http://127.0.0.1:50051".into(),
-        ca: None,
-        name: "Ada".into(),
-        admin: false,
-        creds: Composite::new(),
-        insecure_plaintext: false,
-        calls: 1,
-    };
-    let mut jwt_key: Option<Vec<u8>> = None;
-    let mut jwt_issuer = "greeter-client".to_owned();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+/// The Greeter method to call.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Method {
+    /// SayHello
+    Hello,
+    /// SayHelloAdmin
+    Admin,
+}
+
+/// One credential flag's value.
+enum Cred {
+    Token(String),
+    Basic(String, String),
+    Login(String, String),
+    ApiKey(String),
+    Hmac(String, String),
+}
+
+/// `values` of the flag `id`, each with its position on the command line (values from
+/// the environment come after those).
+fn positioned<T>(m: &ArgMatches, id: &str, values: Vec<T>) -> impl Iterator<Item = (usize, T)> {
+    let at: Vec<usize> = m.indices_of(id).map(Iterator::collect).unwrap_or_default();
+    values
+        .into_iter()
+        .enumerate()
+        .map(move |(n, v)| (at.get(n).copied().unwrap_or(usize::MAX), v))
+}
+
+/// The command line's credentials, in command-line order (`--jwt-key` last).
+fn credentials(m: &ArgMatches, cli: &mut Cli) -> Composite {
+    let mut creds: Vec<(usize, Cred)> = Vec::new();
+    creds.extend(
+        positioned(m, "token", std::mem::take(&mut cli.token)).map(|(i, t)| (i, Cred::Token(t))),
+    );
+    creds.extend(
+        positioned(m, "basic", std::mem::take(&mut cli.basic))
+            .map(|(i, (u, p))| (i, Cred::Basic(u, p))),
+    );
+    creds.extend(
+        positioned(m, "login", std::mem::take(&mut cli.login))
+            .map(|(i, (u, p))| (i, Cred::Login(u, p))),
+    );
+    creds.extend(
+        positioned(m, "api_key", std::mem::take(&mut cli.api_key))
+            .map(|(i, k)| (i, Cred::ApiKey(k))),
+    );
+    creds.extend(
+        positioned(m, "hmac", std::mem::take(&mut cli.hmac))
+            .map(|(i, (k, s))| (i, Cred::Hmac(k, s))),
+    );
+    creds.sort_by_key(|(at, _)| *at);
+    let mut composite = Composite::new();
+    for (_, cred) in creds {
+        composite = match cred {
+            Cred::Token(t) => composite.with(BearerToken::new(t)),
+            Cred::Basic(u, p) => composite.with(BasicCredentials::new(u, p)),
+            Cred::Login(u, p) => composite.with(BasicLogin::new(u, p)),
+            Cred::ApiKey(k) => composite.with(ApiKeyCredentials::new(k)),
+            Cred::Hmac(k, s) => composite.with(HmacSigner::new(k, s)),
         };
-        let read = |p: String| std::fs::read(&p).map_err(|e| format!("{p}: {e}"));
-        match flag.as_str() {
-            "--addr" => a.addr = value()?,
-            "--ca" => a.ca = Some(read(value()?)?),
-            "--name" => a.name = value()?,
-            "--method" => a.admin = value()? == "admin",
-            "--token" => a.creds = std::mem::take(&mut a.creds).with(BearerToken::new(value()?)),
-            "--basic" => {
-                let v = value()?;
-                let (u, p) = v.split_once(':').ok_or("--basic takes USER:PASSWORD")?;
-                a.creds = std::mem::take(&mut a.creds).with(BasicCredentials::new(u, p));
-            }
-            "--login" => {
-                let v = value()?;
-                let (u, p) = v.split_once(':').ok_or("--login takes USER:PASSWORD")?;
-                a.creds = std::mem::take(&mut a.creds).with(BasicLogin::new(u, p));
-            }
-            "--calls" => {
-                a.calls = value()?
-                    .parse()
-                    .map_err(|_| "--calls takes a number".to_owned())?
-            }
-            "--api-key" => {
-                a.creds = std::mem::take(&mut a.creds).with(ApiKeyCredentials::new(value()?))
-            }
-            "--hmac" => {
-                let (id, secret) = flags::key_secret(&value()?)?;
-                a.creds = std::mem::take(&mut a.creds).with(HmacSigner::new(id, secret));
-            }
-            "--jwt-key" => jwt_key = Some(read(value()?)?),
-            "--jwt-issuer" => jwt_issuer = value()?,
-            "--insecure-plaintext" => a.insecure_plaintext = true,
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown flag {other}\n{USAGE}")),
-        }
     }
-    if let Some(pem) = jwt_key {
-        let creds = [Algorithm::ES256, Algorithm::RS256, Algorithm::EdDSA]
+    if let Some(pem) = &cli.jwt_key {
+        let jwt = [Algorithm::ES256, Algorithm::RS256, Algorithm::EdDSA]
             .into_iter()
-            .find_map(|alg| JwtAccessCredentials::from_pem(alg, &pem, jwt_issuer.as_str()).ok())
-            .ok_or("--jwt-key: not an EC, RSA or Ed25519 private key (PKCS#8 PEM)")?;
-        a.creds = std::mem::take(&mut a.creds).with(creds);
+            .find_map(|alg| {
+                JwtAccessCredentials::from_pem(alg, &pem.0, cli.jwt_issuer.as_str()).ok()
+            })
+            .unwrap_or_else(|| {
+                Cli::command()
+                    .error(
+                        ErrorKind::ValueValidation,
+                        "--jwt-key: not an EC, RSA or Ed25519 private key (PKCS#8 PEM)",
+                    )
+                    .exit()
+            });
+        composite = composite.with(jwt);
     }
-    Ok(a)
+    composite
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args = match parse() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
-    let target: http::Uri = args.addr.parse()?;
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let creds = credentials(&matches, &mut cli);
+    let target = cli.addr;
     let mut endpoint = Endpoint::from(target.clone());
-    if let Some(ca) = &args.ca {
+    if let Some(ca) = &cli.ca {
         endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))?;
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca.0)))?;
     } else if target.scheme_str() == Some("https") {
         endpoint = endpoint.tls_config(ClientTlsConfig::new().with_enabled_roots())?;
     }
     let channel = endpoint.connect().await?;
-    let mut layer = CredentialsLayer::new(args.creds, target);
-    if args.insecure_plaintext {
+    let mut layer = CredentialsLayer::new(creds, target);
+    if cli.insecure_plaintext {
         layer = layer.allow_plaintext();
     }
     let mut client = GreeterClient::new(tower::ServiceBuilder::new().layer(layer).service(channel));
-    for _ in 0..args.calls.max(1) {
+    for _ in 0..cli.calls.max(1) {
         let req = HelloRequest {
-            name: args.name.clone(),
+            name: cli.name.clone(),
         };
-        let res = if args.admin {
-            client.say_hello_admin(req).await
-        } else {
-            client.say_hello(req).await
+        let res = match cli.method {
+            Method::Hello => client.say_hello(req).await,
+            Method::Admin => client.say_hello_admin(req).await,
         };
         match res {
             Ok(reply) => println!("{}", reply.into_inner().message),

@@ -6,6 +6,7 @@
 //!     --basic-user ada:lovelace --api-key k-123=billing --hmac-key svc-a=s3cret \
 //!     --public /helloworld.Greeter/SayHello \
 //!     --require-scope /helloworld.Greeter/SayHelloAdmin=greeter.admin
+//! cargo run --example greeter_server -- --help
 //! ```
 //! `/grpc.health.v1.Health/*` is always public. A `--basic-user` password that starts
 //! with `$argon2` is read as a PHC hash.
@@ -17,87 +18,169 @@
 //! `--issue-tokens` answers Basic logins with `authorization: Bearer <token>` (HS256,
 //! 15 minutes), signed with `--token-secret` (32 bytes or more, shared by replicas) or a
 //! random key.
+//!
+//! Secrets may come from the environment instead of the command line:
+//! `GRPC_AUTH_JWT_HS256_SECRET`, `GRPC_AUTH_HMAC_KEY` (one `KEY_ID=SECRET`),
+//! `GRPC_AUTH_TOKEN_SECRET`.
 
 #[path = "support/flags.rs"]
 mod flags;
 #[path = "support/greeter.rs"]
 mod greeter;
 
-use flags::{key_secret, pair};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+use flags::FileBytes;
 use greeter::ServerConfig;
+use grpc_auth::authn::token_exchange::TokenKeys;
 
-const USAGE: &str = "usage: greeter_server [--addr HOST:PORT] [--jwt-hs256-secret S] [--jwt-public-key PEM_FILE]... \
-[--jwt-issuer ISS] [--jwt-audience AUD] [--jwks-url URL]... [--oidc-issuer ISSUER]... [--basic-user USER:PASSWORD]... [--api-key KEY=PRINCIPAL]... [--hmac-key KEY_ID=SECRET]... \
-[--public METHOD_PATH]... [--require-scope METHOD_PATH=SCOPE]... [--tls-cert PEM --tls-key PEM] \
-[--issue-tokens [--token-secret SECRET]]";
+/// The helloworld Greeter behind grpc-auth: JWT, Basic, API-key and HMAC authentication
+/// with a per-method policy, over plaintext or TLS.
+///
+/// Every configured scheme is accepted (one credential decides; a bad one is refused).
+/// `/grpc.health.v1.Health/*` is always public; every other method needs an authenticated
+/// caller unless it is `--public`. Repeatable flags may be given several times.
+#[derive(Parser)]
+#[command(name = "greeter_server", args_override_self = true)]
+struct Cli {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+    addr: String,
 
-fn parse(args: impl Iterator<Item = String>) -> Result<(String, ServerConfig), String> {
-    let mut addr = "127.0.0.1:50051".to_owned();
-    let mut c = ServerConfig::default();
-    let (mut tls_cert, mut tls_key) = (None, None);
-    let read = |path: &str| std::fs::read(path).map_err(|e| format!("{path}: {e}"));
-    let mut args = args.peekable();
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+    /// HS256 secret that verifies bearer JWTs
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "GRPC_AUTH_JWT_HS256_SECRET",
+        hide_env_values = true
+    )]
+    jwt_hs256_secret: Option<String>,
+
+    /// PEM public key that verifies bearer JWTs (RSA, EC or Ed25519); repeatable
+    #[arg(long, value_name = "PEM_FILE", value_parser = flags::read_file)]
+    jwt_public_key: Vec<FileBytes>,
+
+    /// Issuer (`iss`) a JWT must carry; also the issuer of the --jwks-url keys
+    #[arg(long, value_name = "ISSUER")]
+    jwt_issuer: Option<String>,
+
+    /// Audience (`aud`) a JWT must carry
+    #[arg(long, value_name = "AUDIENCE")]
+    jwt_audience: Option<String>,
+
+    /// JWKS URL to fetch JWT keys from (tokens issued by --jwt-issuer); repeatable
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["jwt_hs256_secret", "jwt_public_key"]
+    )]
+    jwks_url: Vec<String>,
+
+    /// Issuer whose JWT keys are found by OpenID Connect discovery; repeatable, chosen by `iss`
+    #[arg(
+        long,
+        value_name = "ISSUER",
+        conflicts_with_all = ["jwt_hs256_secret", "jwt_public_key"]
+    )]
+    oidc_issuer: Vec<String>,
+
+    /// Basic user; a password starting with `$argon2` is a PHC hash; repeatable
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = flags::user_password)]
+    basic_user: Vec<(String, String)>,
+
+    /// API key (sent as `x-api-key`) and the principal it authenticates as; repeatable
+    #[arg(long, value_name = "KEY=PRINCIPAL", value_parser = flags::key_principal)]
+    api_key: Vec<(String, String)>,
+
+    /// HMAC request-signature key id and secret; repeatable
+    #[arg(
+        long,
+        value_name = "KEY_ID=SECRET",
+        value_parser = flags::key_secret,
+        env = "GRPC_AUTH_HMAC_KEY",
+        hide_env_values = true
+    )]
+    hmac_key: Vec<(String, String)>,
+
+    /// Method path or pattern (`/pkg.Service/*`) callable without credentials; repeatable
+    #[arg(long, value_name = "METHOD_PATH")]
+    public: Vec<String>,
+
+    /// Method path or pattern that needs a scope; repeatable
+    #[arg(long, value_name = "METHOD_PATH=SCOPE", value_parser = flags::method_scope)]
+    require_scope: Vec<(String, String)>,
+
+    /// PEM certificate chain: serve TLS (with --tls-key)
+    #[arg(
+        long,
+        value_name = "PEM_FILE",
+        value_parser = flags::read_file,
+        requires = "tls_key"
+    )]
+    tls_cert: Option<FileBytes>,
+
+    /// PEM private key of --tls-cert
+    #[arg(
+        long,
+        value_name = "PEM_FILE",
+        value_parser = flags::read_file,
+        requires = "tls_cert"
+    )]
+    tls_key: Option<FileBytes>,
+
+    /// Answer Basic logins with `authorization: Bearer <token>` (HS256, 15 minutes)
+    #[arg(long)]
+    issue_tokens: bool,
+
+    /// Secret that signs issued tokens (32 bytes or more; shared by replicas) [default: a random key]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "GRPC_AUTH_TOKEN_SECRET",
+        hide_env_values = true,
+        requires = "issue_tokens"
+    )]
+    token_secret: Option<String>,
+}
+
+impl Cli {
+    fn into_config(self) -> (String, ServerConfig) {
+        let token_keys = self.token_secret.map(|secret| {
+            TokenKeys::hs256("k1", secret.as_str()).unwrap_or_else(|e| {
+                Cli::command()
+                    .error(ErrorKind::ValueValidation, format!("--token-secret: {e}"))
+                    .exit()
+            })
+        });
+        let config = ServerConfig {
+            jwt_hs256_secret: self.jwt_hs256_secret,
+            jwt_public_keys: self.jwt_public_key.into_iter().map(|f| f.0).collect(),
+            jwt_issuer: self.jwt_issuer,
+            jwt_audience: self.jwt_audience,
+            jwks_urls: self.jwks_url,
+            oidc_issuers: self.oidc_issuer,
+            basic_users: self.basic_user,
+            api_keys: self.api_key,
+            hmac_keys: self.hmac_key,
+            public: self.public,
+            require_scope: self.require_scope,
+            tls: self.tls_cert.zip(self.tls_key).map(|(c, k)| (c.0, k.0)),
+            issue_tokens: self.issue_tokens,
+            token_keys,
+            ..ServerConfig::default()
         };
-        match flag.as_str() {
-            "--addr" => addr = value()?,
-            "--jwt-hs256-secret" => c.jwt_hs256_secret = Some(value()?),
-            "--jwt-public-key" => {
-                let path = value()?;
-                c.jwt_public_keys
-                    .push(std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?);
-            }
-            "--jwt-issuer" => c.jwt_issuer = Some(value()?),
-            "--jwt-audience" => c.jwt_audience = Some(value()?),
-            "--jwks-url" => c.jwks_urls.push(value()?),
-            "--oidc-issuer" => c.oidc_issuers.push(value()?),
-            "--basic-user" => c.basic_users.push(pair(&value()?, ':')?),
-            "--api-key" => c.api_keys.push(pair(&value()?, '=')?),
-            "--hmac-key" => c.hmac_keys.push(key_secret(&value()?)?),
-            "--public" => c.public.push(value()?),
-            "--require-scope" => c.require_scope.push(pair(&value()?, '=')?),
-            "--tls-cert" => tls_cert = Some(read(&value()?)?),
-            "--tls-key" => tls_key = Some(read(&value()?)?),
-            "--issue-tokens" => c.issue_tokens = true,
-            "--token-secret" => {
-                let secret = value()?;
-                c.token_keys = Some(
-                    grpc_auth::authn::token_exchange::TokenKeys::hs256("k1", secret.as_str())
-                        .map_err(|e| format!("--token-secret: {e}"))?,
-                );
-            }
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown flag {other}\n{USAGE}")),
-        }
+        (self.addr, config)
     }
-    if c.token_keys.is_some() && !c.issue_tokens {
-        return Err("--token-secret needs --issue-tokens".into());
-    }
-    c.tls = match (tls_cert, tls_key) {
-        (Some(cert), Some(key)) => Some((cert, key)),
-        (None, None) => None,
-        _ => return Err("--tls-cert and --tls-key go together".into()),
-    };
-    Ok((addr, c))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (addr, config) = Cli::parse().into_config();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let (addr, config) = match parse(std::env::args().skip(1)) {
-        Ok(parsed) => parsed,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let scheme = if config.tls.is_some() {
         "https"

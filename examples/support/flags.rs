@@ -1,11 +1,28 @@
-//! Flag values shared by the examples (included with `#[path]`).
+//! Value parsers for the examples' clap command lines (included with `#[path]`).
+//!
+//! Each returns an error that names the expected form; clap adds the flag and the value.
 #![allow(dead_code)]
 
-/// Parses `a=b` / `a:b` pairs from flags.
-pub fn pair(s: &str, sep: char) -> Result<(String, String), String> {
+/// Splits at the first `sep`; `form` (e.g. `USER:PASSWORD`) names the expected form.
+pub fn pair(s: &str, sep: char, form: &str) -> Result<(String, String), String> {
     s.split_once(sep)
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
-        .ok_or_else(|| format!("expected `a{sep}b`, got {s:?}"))
+        .ok_or_else(|| format!("expected `{form}`"))
+}
+
+/// `USER:PASSWORD` (the password may contain `:`).
+pub fn user_password(s: &str) -> Result<(String, String), String> {
+    pair(s, ':', "USER:PASSWORD")
+}
+
+/// `KEY=PRINCIPAL` (an API key and the principal it authenticates as).
+pub fn key_principal(s: &str) -> Result<(String, String), String> {
+    pair(s, '=', "KEY=PRINCIPAL")
+}
+
+/// `METHOD_PATH=SCOPE`.
+pub fn method_scope(s: &str) -> Result<(String, String), String> {
+    pair(s, '=', "METHOD_PATH=SCOPE")
 }
 
 /// Parses `KEY_ID=SECRET`. A key id may end in base64 padding (the Tyk demo's
@@ -14,8 +31,19 @@ pub fn pair(s: &str, sep: char) -> Result<(String, String), String> {
 pub fn key_secret(s: &str) -> Result<(String, String), String> {
     let start = s
         .find('=')
-        .ok_or_else(|| format!("expected `KEY_ID=SECRET`, got {s:?}"))?;
+        .ok_or_else(|| "expected `KEY_ID=SECRET`".to_owned())?;
     let run = s[start..].bytes().take_while(|&b| b == b'=').count();
     let (id, secret) = s.split_at(start + run - 1);
     Ok((id.to_owned(), secret[1..].to_owned()))
+}
+
+/// A file's contents, read while the command line is parsed.
+#[derive(Clone)]
+pub struct FileBytes(pub Vec<u8>);
+
+/// Reads the file at `path`.
+pub fn read_file(path: &str) -> Result<FileBytes, String> {
+    std::fs::read(path)
+        .map(FileBytes)
+        .map_err(|e| format!("cannot read {path}: {e}"))
 }
