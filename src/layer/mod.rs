@@ -18,6 +18,7 @@
 //! // In a handler: `request.extensions().get::<Principal>()`.
 //! ```
 
+mod drain;
 mod future;
 mod service;
 

@@ -9,6 +9,7 @@ use tonic::Status;
 use tower_service::Service;
 
 use super::Config;
+use super::drain::drain;
 use super::future::ResponseFuture;
 use crate::authn::{AuthRequest, Authenticator};
 use crate::{AuthError, Rule};
@@ -39,7 +40,8 @@ impl<S, A, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, A>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     A: Authenticator,
-    ReqBody: Send + 'static,
+    ReqBody: http_body::Body + Send + 'static,
+    ReqBody::Data: Send,
     ResBody: Default,
 {
     type Response = Response<ResBody>;
@@ -57,7 +59,9 @@ where
         }
         if matches!(**rule, Rule::Deny) {
             let e = AuthError::permission_denied("method is not allowed");
-            return ResponseFuture::rejected(rejected(req.uri().path(), &e).into_http());
+            let status = rejected(req.uri().path(), &e);
+            drain(req.into_body());
+            return ResponseFuture::rejected(status.into_http());
         }
         let rule = rule.clone();
         // The service made ready by `poll_ready` is the one that will be called.
@@ -75,12 +79,17 @@ where
 
 /// Authenticates `req` and checks the policy; on success the principal is in the
 /// request's extensions and the headers to add to the response are returned.
-async fn authorize<A: Authenticator, B>(
+async fn authorize<A, B>(
     authenticator: Arc<A>,
     max_value_len: usize,
     rule: Arc<Rule>,
     mut req: Request<B>,
-) -> Result<(Request<B>, HeaderMap), Status> {
+) -> Result<(Request<B>, HeaderMap), Status>
+where
+    A: Authenticator,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
     let ctx = AuthRequest::new(req.uri().path(), req.headers())
         .with_extensions(req.extensions())
         .with_max_value_len(max_value_len);
@@ -104,7 +113,11 @@ async fn authorize<A: Authenticator, B>(
             req.extensions_mut().insert(found.principal);
             Ok((req, found.response_headers))
         }
-        Err(e) => Err(rejected(method, &e)),
+        Err(e) => {
+            let status = rejected(method, &e);
+            drain(req.into_body());
+            Err(status)
+        }
     }
 }
 
