@@ -153,6 +153,9 @@ struct Expected {
     claims: Map<String, Value>,
 }
 
+/// The claims rules' answer for the known gap described in `claims_ok`.
+const KNOWN_GAP: &str = "known gap: payload valid only with unread claims skipped";
+
 /// The keys as (alg, kid): `plain` has all three, `strict` the HS256 one.
 const PLAIN_KEYS: &[(&str, &str)] = &[("HS256", "hs"), ("RS256", "rs"), ("ES256", "es")];
 const STRICT_KEYS: &[(&str, &str)] = &[("HS256", "hs")];
@@ -238,12 +241,16 @@ fn claims_ok(cfg: &Config, payload: &[u8]) -> Result<Expected, &'static str> {
     let Ok(r) = serde_json::from_slice::<Read>(payload) else {
         return Err("payload is not a JSON object");
     };
-    // The whole payload, for other required claims and `Principal::claims`. Known
-    // behaviour (see README): a payload valid for `Read` but not as a whole `Value`
-    // (e.g. a lone surrogate escape in a skipped claim) is accepted, with no claims.
-    let all = match serde_json::from_slice::<Value>(payload) {
-        Ok(Value::Object(c)) => c,
-        _ => Map::new(),
+    // The whole payload must be JSON: it is what other required claims and
+    // `Principal::claims` read. Since 2b6b544 a payload with a `\u` escape is checked
+    // whole; other payloads that serde_json reads with the claims skipped but refuses
+    // whole (a number out of f64 range, nesting over 128) are still accepted, with
+    // empty claims: a known gap (README). When the rules otherwise pass, either
+    // outcome passes (accepted only with empty claims).
+    let (all, gap) = match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(c)) => (c, false),
+        _ if !payload.windows(2).any(|w| w == b"\\u") => (Map::new(), true),
+        _ => return Err("payload is not valid JSON as a whole"),
     };
     let get = |k: &str| {
         match k {
@@ -297,6 +304,10 @@ fn claims_ok(cfg: &Config, payload: &[u8]) -> Result<Expected, &'static str> {
     let mut scopes = strings(get("scope"));
     scopes.extend(strings(get("scp")));
     let roles = strings(get("roles"));
+    if gap {
+        // The rules pass on the claims read; the whole payload is not JSON.
+        return Err(KNOWN_GAP);
+    }
     Ok(Expected {
         subject,
         scopes,
@@ -385,7 +396,11 @@ fn arbitrary_token(f: &Fixture, token: &str) {
             Some("ES256") => assert!(public_verify(s, message, Algorithm::ES256), "forged ES256"),
             other => panic!("accepted alg {other:?}"),
         }
-        check_principal(&v, &claims_ok(cfg, &payload).expect("accepted claims"));
+        match claims_ok(cfg, &payload) {
+            Ok(want) => check_principal(&v, &want),
+            Err(KNOWN_GAP) => assert!(v.principal.claims().is_empty()),
+            Err(why) => panic!("accepted claims the rules refuse: {why}"),
+        }
     }
     let verified = f.rt.block_on(f.plain.auth.verify(token)).ok();
     check_metadata_path(f, token, verified.as_ref().map(|v| v.principal.subject()));
@@ -431,6 +446,8 @@ fn signed_token(f: &Fixture, flags: u8, rest: &[u8]) {
         match (&got, &want) {
             (Ok(_), _) if must_fail => panic!("accepted a tampered token (flags {flags:#04x})"),
             (Ok(v), Ok(w)) => check_principal(v, w),
+            (Ok(v), Err(KNOWN_GAP)) => assert!(v.principal.claims().is_empty()),
+            (Err(_), Err(KNOWN_GAP)) => {}
             (Ok(_), Err(why)) => panic!("accepted a token the rules refuse: {why}"),
             (Err(e), Ok(_)) if canonical && !must_fail => {
                 panic!("refused a token the rules accept: {e}")
