@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -28,9 +28,7 @@ struct Inner {
     scheme: Cow<'static, str>,
     scopes: Vec<String>,
     roles: Vec<String>,
-    /// The claims, parsed from `raw_claims` on first use.
-    claims: OnceLock<Map<String, Value>>,
-    raw_claims: Option<Box<str>>,
+    claims: Map<String, Value>,
 }
 
 impl Principal {
@@ -42,8 +40,7 @@ impl Principal {
             scheme: scheme.into(),
             scopes: Vec::new(),
             roles: Vec::new(),
-            claims: OnceLock::new(),
-            raw_claims: None,
+            claims: Map::new(),
         }))
     }
 
@@ -73,17 +70,7 @@ impl Principal {
 
     /// Sets the claims or attributes the scheme carried (a JWT's payload).
     pub fn with_claims(mut self, claims: Map<String, Value>) -> Self {
-        let inner = Arc::make_mut(&mut self.0);
-        inner.claims = OnceLock::from(claims);
-        inner.raw_claims = None;
-        self
-    }
-
-    /// Sets the claims as a JSON object's text, parsed only when first read.
-    pub(crate) fn with_raw_claims(mut self, json: String) -> Self {
-        let inner = Arc::make_mut(&mut self.0);
-        inner.claims = OnceLock::new();
-        inner.raw_claims = Some(json.into_boxed_str());
+        Arc::make_mut(&mut self.0).claims = claims;
         self
     }
 
@@ -123,26 +110,17 @@ impl Principal {
         self.0.roles.iter().any(|r| r == role)
     }
 
-    /// The claims as a JSON map (empty for schemes without claims).
-    ///
-    /// A JWT's payload is parsed into this map on first use, so a handler that
-    /// never reads the claims does not pay for them.
+    /// The claims as a JSON map (empty for schemes without claims): for a JWT, its
+    /// whole payload, exactly as verified.
     pub fn claims(&self) -> &Map<String, Value> {
-        self.0.claims.get_or_init(|| {
-            self.0
-                .raw_claims
-                .as_deref()
-                .and_then(|raw| serde_json::from_str(raw).ok())
-                .unwrap_or_default()
-        })
+        &self.0.claims
     }
 
     /// The claims deserialized into the caller's own type.
     pub fn claims_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        match (self.0.claims.get(), self.0.raw_claims.as_deref()) {
-            (None, Some(raw)) => serde_json::from_str(raw),
-            _ => T::deserialize(&Value::Object(self.claims().clone())),
-        }
+        T::deserialize(serde::de::value::MapDeserializer::new(
+            self.0.claims.iter().map(|(k, v)| (k.as_str(), v)),
+        ))
     }
 }
 

@@ -38,7 +38,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use cache::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 #[cfg(feature = "jwks")]
@@ -59,29 +59,61 @@ use crate::{AuthError, Principal};
 /// Default leeway for `exp` and `nbf`: 60 s.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
-/// The claims this authenticator reads; the rest stay in the raw payload until a
-/// handler asks for them.
-#[derive(Deserialize)]
-struct StdClaims {
-    sub: Option<Value>,
-    iss: Option<Value>,
-    aud: Option<Value>,
-    exp: Option<Value>,
-    nbf: Option<Value>,
-    scope: Option<Value>,
-    scp: Option<Value>,
-    roles: Option<Value>,
+/// A JWT payload: a JSON object whose names are all distinct. The whole payload is
+/// parsed (what a handler reads through [`Principal::claims`] is what was checked), and a
+/// repeated claim name is refused (RFC 7519 section 4: two parsers must never disagree on
+/// which `sub` a token carries).
+struct Payload(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Objects;
+        impl<'de> serde::de::Visitor<'de> for Objects {
+            type Value = Payload;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Payload, M::Error> {
+                let mut claims = Map::new();
+                while let Some((name, value)) = m.next_entry::<String, Value>()? {
+                    if claims.contains_key(&name) {
+                        return Err(serde::de::Error::custom("duplicate claim"));
+                    }
+                    claims.insert(name, value);
+                }
+                Ok(Payload(claims))
+            }
+        }
+        d.deserialize_map(Objects)
+    }
 }
 
-impl StdClaims {
-    fn get(&self, name: &str) -> Option<&Value> {
-        match name {
-            "sub" => self.sub.as_ref(),
-            "iss" => self.iss.as_ref(),
-            "aud" => self.aud.as_ref(),
-            "exp" => self.exp.as_ref(),
-            "nbf" => self.nbf.as_ref(),
-            _ => None,
+/// The registered claims this authenticator reads, borrowed from the payload.
+struct StdClaims<'a> {
+    sub: Option<&'a Value>,
+    iss: Option<&'a Value>,
+    aud: Option<&'a Value>,
+    exp: Option<&'a Value>,
+    nbf: Option<&'a Value>,
+    scope: Option<&'a Value>,
+    scp: Option<&'a Value>,
+    roles: Option<&'a Value>,
+}
+
+impl<'a> StdClaims<'a> {
+    fn of(claims: &'a Map<String, Value>) -> Self {
+        Self {
+            sub: claims.get("sub"),
+            iss: claims.get("iss"),
+            aud: claims.get("aud"),
+            exp: claims.get("exp"),
+            nbf: claims.get("nbf"),
+            scope: claims.get("scope"),
+            scp: claims.get("scp"),
+            roles: claims.get("roles"),
         }
     }
 }
@@ -259,17 +291,8 @@ impl<K: KeySource> JwtAuthenticator<K> {
         if payload.trim_ascii_start().first() != Some(&b'{') {
             return Err(malformed());
         }
-        let claims: StdClaims = serde_json::from_slice(&payload).map_err(|_| malformed())?;
-        // serde_json checks `\u` escapes only in the values it reads: an escape it would
-        // refuse (a lone surrogate) in a claim skipped here would make the claims a
-        // handler reads silently empty. Such a payload is checked whole.
-        if payload.windows(2).any(|w| w == b"\\u")
-            && serde_json::from_slice::<Value>(&payload).is_err()
-        {
-            return Err(malformed());
-        }
-        let raw = String::from_utf8(payload).map_err(|_| malformed())?;
-        self.check_claims(claims, raw)
+        let Payload(claims) = serde_json::from_slice(&payload).map_err(|_| malformed())?;
+        self.check_claims(claims)
     }
 
     /// Verifies `token` through the verified-token cache (what the layer does): a
@@ -297,20 +320,10 @@ impl<K: KeySource> JwtAuthenticator<K> {
         Ok(verified.principal)
     }
 
-    fn check_claims(&self, claims: StdClaims, raw: String) -> Result<Verified, AuthError> {
-        let mut others = None;
+    fn check_claims(&self, all: Map<String, Value>) -> Result<Verified, AuthError> {
+        let claims = StdClaims::of(&all);
         for name in &self.required {
-            let present = match name.as_str() {
-                "sub" | "iss" | "aud" | "exp" | "nbf" => claims.get(name).is_some(),
-                other => others
-                    .get_or_insert_with(|| {
-                        serde_json::from_str::<serde_json::Map<String, Value>>(&raw)
-                            .unwrap_or_default()
-                    })
-                    .get(other)
-                    .is_some_and(|v| !v.is_null()),
-            };
-            if !present {
+            if all.get(name.as_str()).is_none_or(Value::is_null) {
                 return Err(AuthError::unauthenticated(format!(
                     "token lacks required claim: {name}"
                 )));
@@ -318,12 +331,11 @@ impl<K: KeySource> JwtAuthenticator<K> {
         }
         let now = self.clock.unix_seconds();
         let leeway = self.leeway.as_secs();
-        let expires_at = numeric(claims.exp.as_ref(), "exp")?;
+        let expires_at = numeric(claims.exp, "exp")?;
         if expires_at.is_some_and(|exp| now > exp.saturating_add(leeway)) {
             return Err(AuthError::unauthenticated("token expired"));
         }
-        if numeric(claims.nbf.as_ref(), "nbf")?.is_some_and(|nbf| now.saturating_add(leeway) < nbf)
-        {
+        if numeric(claims.nbf, "nbf")?.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
             return Err(AuthError::unauthenticated("token not yet valid"));
         }
         if !self.issuers.is_empty() {
@@ -355,17 +367,17 @@ impl<K: KeySource> JwtAuthenticator<K> {
                 return Err(AuthError::unauthenticated("invalid token audience"));
             }
         }
-        let subject = match &claims.sub {
+        let subject = match claims.sub {
             None => "",
             Some(Value::String(s)) => s.as_str(),
             Some(_) => return Err(AuthError::unauthenticated("token has an invalid sub claim")),
         };
-        let mut scopes: Vec<String> = strings(claims.scope.as_ref()).collect();
-        scopes.extend(strings(claims.scp.as_ref()));
+        let mut scopes: Vec<String> = strings(claims.scope).collect();
+        scopes.extend(strings(claims.scp));
         let principal = Principal::new(subject, self.scheme.clone())
             .with_scopes(scopes)
-            .with_roles(strings(claims.roles.as_ref()))
-            .with_raw_claims(raw);
+            .with_roles(strings(claims.roles));
+        let principal = principal.with_claims(all);
         Ok(Verified {
             principal,
             expires_at,

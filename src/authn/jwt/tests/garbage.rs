@@ -130,3 +130,65 @@ async fn a_payload_whose_skipped_claim_is_not_valid_json_is_malformed() {
     let p = accept(&hmac_auth(), &format!("{message}.{sig}")).await;
     assert_eq!(p.claims()["x"], "\u{e9}");
 }
+
+/// Signs `payload` (raw JSON text) as an HS256 token with [`SECRET`].
+fn signed_payload(payload: &str) -> String {
+    install_crypto_provider();
+    let token = raw_token(br#"{"alg":"HS256","typ":"JWT"}"#, payload.as_bytes(), "");
+    let message = token.trim_end_matches('.');
+    let sig = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(SECRET),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{message}.{sig}")
+}
+
+#[tokio::test]
+async fn every_claim_must_parse_not_only_the_ones_read() {
+    // Found by fuzzing: serde_json skips unread values without checking them, so these
+    // verified while `Principal::claims()` came out empty.
+    let exp = NOW + 3600;
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    for extra in [r#""\ud800""#.to_owned(), "1e400".to_owned(), deep] {
+        let token = signed_payload(&format!(r#"{{"sub":"ada","exp":{exp},"x":{extra}}}"#));
+        assert_eq!(
+            reject(&hmac_auth(), &token).await,
+            "malformed token",
+            "{extra:.20}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_claim_is_malformed() {
+    let exp = NOW + 3600;
+    for payload in [
+        format!(r#"{{"sub":"ada","sub":"root","exp":{exp}}}"#),
+        format!(r#"{{"sub":"ada","exp":{exp},"tenant":"a","tenant":"b"}}"#),
+    ] {
+        assert_eq!(
+            reject(&hmac_auth(), &signed_payload(&payload)).await,
+            "malformed token"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_claims_a_handler_reads_are_the_verified_payload() {
+    let exp = NOW + 3600;
+    let token = signed_payload(&format!(
+        r#"{{"sub":"ada","exp":{exp},"tenant":"acme","n":[1,{{"k":"\u00e9"}}]}}"#
+    ));
+    let p = accept(&hmac_auth(), &token).await;
+    assert_eq!(p.claims()["tenant"], "acme");
+    assert_eq!(p.claims()["n"][1]["k"], "\u{e9}");
+    #[derive(serde::Deserialize)]
+    struct Mine {
+        tenant: String,
+        exp: u64,
+    }
+    let mine: Mine = p.claims_as().unwrap();
+    assert_eq!((mine.tenant.as_str(), mine.exp), ("acme", exp));
+}
