@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use http::{Extensions, HeaderMap, HeaderName, header::AUTHORIZATION};
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::transport::server::TcpConnectInfo;
 
 use crate::AuthError;
 use crate::secret::RedactedHeaders;
@@ -118,14 +118,10 @@ impl<'a> AuthRequest<'a> {
     }
 
     /// The caller's address, from the connection info tonic's server puts in the
-    /// request extensions (plain TCP or TLS); `None` outside a tonic server.
+    /// request extensions (over TLS too: tonic adds the TCP info beside the TLS info);
+    /// `None` outside a tonic server.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        let ext = self.extensions?;
-        if let Some(info) = ext.get::<TcpConnectInfo>() {
-            return info.remote_addr();
-        }
-        ext.get::<TlsConnectInfo<TcpConnectInfo>>()
-            .and_then(|info| info.get_ref().remote_addr())
+        self.extensions?.get::<TcpConnectInfo>()?.remote_addr()
     }
 
     /// The single value of metadata `name` as ASCII text, or `None` when absent.
