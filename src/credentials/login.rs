@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderValue};
 use subtle::ConstantTimeEq;
 use tonic::{Code, Status};
 
-use super::token_source::backoff_delay;
+use super::refresh::{Backoff, Failures};
 use super::{
     CallContext, CallCredentials, CallOutcome, DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF,
     DEFAULT_REFRESH_AHEAD,
@@ -54,20 +54,27 @@ use crate::clock::{self, Clock};
 ///     .login_method("/arrow.flight.protocol.FlightService/Handshake");
 /// # let _ = (layer, flight);
 /// ```
+///
+/// Clones share the token, the login in flight and the failure state; each keeps its
+/// own settings, so a setter on a clone changes that clone only.
 #[derive(Clone)]
 pub struct BasicLogin {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
+    config: Config,
 }
 
-struct Inner {
+struct Shared {
     basic: HeaderValue,
-    login_methods: Vec<String>,
     state: Mutex<State>,
     changed: tokio::sync::Notify,
+}
+
+#[derive(Clone)]
+struct Config {
+    login_methods: Vec<String>,
     refresh_ahead: Duration,
     token_ttl: Option<Duration>,
-    min_backoff: Duration,
-    max_backoff: Duration,
+    backoff: Backoff,
     clock: Arc<dyn Clock>,
 }
 
@@ -77,9 +84,7 @@ struct State {
     /// The login in flight: the id of the call carrying it (0 when the context had
     /// none: a call made outside [`CredentialsLayer`](super::CredentialsLayer)).
     login_in_flight: Option<u64>,
-    failures: u32,
-    retry_at: Option<SystemTime>,
-    last_error: Option<Status>,
+    failures: Failures,
 }
 
 /// What a call sends, decided under the lock.
@@ -102,89 +107,87 @@ impl BasicLogin {
             })
             .unwrap_or_else(|_| HeaderValue::from_static(""));
         Self {
-            inner: Arc::new(Inner {
+            shared: Arc::new(Shared {
                 basic,
-                login_methods: Vec::new(),
                 state: Mutex::new(State::default()),
                 changed: tokio::sync::Notify::new(),
+            }),
+            config: Config {
+                login_methods: Vec::new(),
                 refresh_ahead: DEFAULT_REFRESH_AHEAD,
                 token_ttl: None,
-                min_backoff: DEFAULT_MIN_BACKOFF,
-                max_backoff: DEFAULT_MAX_BACKOFF,
+                backoff: Backoff::new(DEFAULT_MIN_BACKOFF, DEFAULT_MAX_BACKOFF),
                 clock: clock::system(),
-            }),
+            },
         }
-    }
-
-    fn configure(mut self, f: impl FnOnce(&mut Inner)) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            f(inner);
-        }
-        self
     }
 
     /// Logs in only through calls to `path` (`/package.Service/Method`), which the
-    /// application makes; repeat for several (configure before cloning).
-    pub fn login_method(self, path: impl Into<String>) -> Self {
-        let path = path.into();
-        self.configure(|i| i.login_methods.push(path))
+    /// application makes; repeat for several.
+    pub fn login_method(mut self, path: impl Into<String>) -> Self {
+        self.config.login_methods.push(path.into());
+        self
     }
 
     /// Logs in again this long before the token expires (default 60 s).
-    pub fn refresh_ahead(self, ahead: Duration) -> Self {
-        self.configure(|i| i.refresh_ahead = ahead)
+    pub fn refresh_ahead(mut self, ahead: Duration) -> Self {
+        self.config.refresh_ahead = ahead;
+        self
     }
 
     /// How long a token that is not a JWT lasts (default: until refused).
-    pub fn token_ttl(self, ttl: Duration) -> Self {
-        self.configure(|i| i.token_ttl = Some(ttl))
+    pub fn token_ttl(mut self, ttl: Duration) -> Self {
+        self.config.token_ttl = Some(ttl);
+        self
     }
 
     /// Sets the delays after failed logins (default 1 s doubling to 30 s).
-    pub fn backoff(self, min: Duration, max: Duration) -> Self {
-        self.configure(|i| {
-            i.min_backoff = min;
-            i.max_backoff = max.max(min);
-        })
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.config.backoff = Backoff::new(min, max);
+        self
     }
 
     /// Reads the time from `clock`.
-    pub fn clock(self, clock: impl Clock) -> Self {
-        self.configure(|i| i.clock = Arc::new(clock))
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.config.clock = Arc::new(clock);
+        self
     }
 
     /// Whether a token is held (valid or not).
     pub fn has_token(&self) -> bool {
-        self.inner.lock().token.is_some()
+        self.lock().token.is_some()
     }
 }
 
-impl Inner {
+impl BasicLogin {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn is_login_method(&self, ctx: &CallContext<'_>) -> bool {
-        self.login_methods.iter().any(|m| ctx.is_path(m))
+        self.config.login_methods.iter().any(|m| ctx.is_path(m))
     }
 
     fn login(&self, st: &mut State, ctx: &CallContext<'_>) -> Decision {
         st.login_in_flight = Some(ctx.call_id());
-        Decision::Send(self.basic.clone())
+        Decision::Send(self.shared.basic.clone())
     }
 
     fn decide(&self, ctx: &CallContext<'_>) -> Decision {
-        let now = self.clock.now();
+        let now = self.config.clock.now();
         let mut st = self.lock();
-        let backing_off = st.retry_at.is_some_and(|t| now < t);
-        if !self.login_methods.is_empty() {
+        let backing_off = st.failures.is_backing_off(now);
+        if !self.config.login_methods.is_empty() {
             if self.is_login_method(ctx) {
                 return self.login(&mut st, ctx);
             }
         } else if let Some((_, Some(exp))) = &st.token
             && now < *exp
             && now
-                .checked_add(self.refresh_ahead)
+                .checked_add(self.config.refresh_ahead)
                 .is_none_or(|t| t >= *exp)
             && st.login_in_flight.is_none()
             && !backing_off
@@ -200,10 +203,10 @@ impl Inner {
         if st.login_in_flight.is_some() {
             return Decision::Wait;
         }
-        if let (Some(e), true) = (&st.last_error, backing_off) {
+        if let Some(e) = st.failures.backing_off(now) {
             return Decision::Fail(e.clone());
         }
-        match self.login_methods.first() {
+        match self.config.login_methods.first() {
             None => self.login(&mut st, ctx),
             Some(m) => Decision::Fail(Status::unauthenticated(format!(
                 "not logged in: call {m} first"
@@ -216,24 +219,24 @@ impl Inner {
     /// `exp`, else the configured ttl. A time past what `SystemTime` holds (the token
     /// comes from the network) is no expiry: the token serves until refused.
     fn expiry(&self, token: &str) -> Option<SystemTime> {
-        let now = self.clock.now();
+        let now = self.config.clock.now();
         match jwt_times(token) {
             Some((Some(iat), Some(exp))) => {
                 now.checked_add(Duration::from_secs(exp.saturating_sub(iat)))
             }
             Some((None, Some(exp))) => UNIX_EPOCH.checked_add(Duration::from_secs(exp)),
-            _ => self.token_ttl.and_then(|ttl| now.checked_add(ttl)),
+            _ => self.config.token_ttl.and_then(|ttl| now.checked_add(ttl)),
         }
     }
 
     fn login_done(&self, outcome: &CallOutcome<'_>) {
-        let now = self.clock.now();
+        let now = self.config.clock.now();
         let mut st = self.lock();
         st.login_in_flight = None;
         let Some(headers) = outcome.headers() else {
             // No response: the next call tries again.
             drop(st);
-            self.changed.notify_waiters();
+            self.shared.changed.notify_waiters();
             return;
         };
         if let Some(token) = bearer_token(headers)
@@ -241,9 +244,7 @@ impl Inner {
         {
             value.set_sensitive(true);
             st.token = Some((value, self.expiry(token)));
-            st.failures = 0;
-            st.retry_at = None;
-            st.last_error = None;
+            st.failures.clear();
             tracing::debug!("grpc-auth: logged in");
         } else {
             let status = match outcome.status() {
@@ -253,14 +254,11 @@ impl Inner {
                 ),
                 _ => Status::unauthenticated("login failed: the response carried no bearer token"),
             };
-            st.failures = st.failures.saturating_add(1);
-            let delay = backoff_delay(self.min_backoff, self.max_backoff, st.failures);
-            st.retry_at = Some(now.checked_add(delay).unwrap_or(now));
-            tracing::debug!(failures = st.failures, retry_in = ?delay, reason = %status.message(), "grpc-auth: login failed");
-            st.last_error = Some(status);
+            let delay = st.failures.failed(now, self.config.backoff, status.clone());
+            tracing::debug!(failures = st.failures.count(), retry_in = ?delay, reason = %status.message(), "grpc-auth: login failed");
         }
         drop(st);
-        self.changed.notify_waiters();
+        self.shared.changed.notify_waiters();
     }
 }
 
@@ -301,16 +299,16 @@ fn jwt_times(token: &str) -> Option<(Option<u64>, Option<u64>)> {
 
 impl CallCredentials for BasicLogin {
     async fn apply(&self, ctx: &CallContext<'_>, metadata: &mut HeaderMap) -> Result<(), Status> {
-        if self.inner.basic.is_empty() {
+        if self.shared.basic.is_empty() {
             return Err(Status::unauthenticated(
                 "Basic credential is not a valid metadata value",
             ));
         }
         loop {
-            let mut changed = pin!(self.inner.changed.notified());
+            let mut changed = pin!(self.shared.changed.notified());
             // Registered before deciding, so an outcome in between is not missed.
             changed.as_mut().enable();
-            match self.inner.decide(ctx) {
+            match self.decide(ctx) {
                 Decision::Send(value) => {
                     metadata.insert(AUTHORIZATION, value);
                     return Ok(());
@@ -328,13 +326,13 @@ impl CallCredentials for BasicLogin {
     fn on_response(&self, outcome: &CallOutcome<'_>) {
         let sent = outcome.sent().get(AUTHORIZATION);
         if let Some(sent) = sent
-            && bool::from(sent.as_bytes().ct_eq(self.inner.basic.as_bytes()))
+            && bool::from(sent.as_bytes().ct_eq(self.shared.basic.as_bytes()))
         {
-            self.inner.login_done(outcome);
+            self.login_done(outcome);
             return;
         }
         {
-            let mut st = self.inner.lock();
+            let mut st = self.lock();
             // The login call came back without our Basic: another credential replaced
             // its `authorization` (a composite, or `PerCallCredentials::add`), so the
             // login never happened and the calls waiting for it must not wait forever;
@@ -349,7 +347,7 @@ impl CallCredentials for BasicLogin {
                 st.login_in_flight = None;
                 drop(st);
                 tracing::debug!("grpc-auth: the login's Basic credential was replaced on the call");
-                self.inner.changed.notify_waiters();
+                self.shared.changed.notify_waiters();
                 return;
             }
         }
@@ -357,7 +355,7 @@ impl CallCredentials for BasicLogin {
             return;
         };
         if outcome.status() == Some(Code::Unauthenticated) {
-            let mut st = self.inner.lock();
+            let mut st = self.lock();
             // Only the token this call sent, and only once: a newer token stays.
             if st.token.as_ref().is_some_and(|(t, _)| t == sent) {
                 st.token = None;
@@ -370,9 +368,9 @@ impl CallCredentials for BasicLogin {
 impl fmt::Debug for BasicLogin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BasicLogin")
-            .field("login_methods", &self.inner.login_methods)
+            .field("login_methods", &self.config.login_methods)
             .field("has_token", &self.has_token())
-            .field("refresh_ahead", &self.inner.refresh_ahead)
+            .field("refresh_ahead", &self.config.refresh_ahead)
             .finish_non_exhaustive()
     }
 }

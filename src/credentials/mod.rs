@@ -37,6 +37,7 @@ mod interceptor;
 mod jwt_access;
 mod layer;
 mod login;
+mod refresh;
 mod token_source;
 
 use std::borrow::Cow;

@@ -11,6 +11,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use tonic::Status;
 
+use super::refresh::{Backoff, Failures};
 use super::{CallContext, CallCredentials};
 use crate::Secret;
 use crate::clock::{self, Clock};
@@ -94,26 +95,32 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// let creds = TokenSourceCredentials::new(ClientCredentials);
 /// # let _ = creds;
 /// ```
+///
+/// Clones share the cached token, the fetch in flight and the failure state; each keeps
+/// its own timings, so a setter on a clone changes that clone only.
 pub struct TokenSourceCredentials<S> {
-    inner: Arc<Inner<S>>,
+    shared: Arc<Shared<S>>,
+    config: Config,
 }
 
-struct Inner<S> {
+/// What a handle is configured with.
+#[derive(Debug, Clone)]
+struct Config {
+    refresh_ahead: Duration,
+    backoff: Backoff,
+    clock: Arc<dyn Clock>,
+}
+
+struct Shared<S> {
     source: S,
     state: Mutex<State>,
     fetch: tokio::sync::Mutex<()>,
-    refresh_ahead: Duration,
-    min_backoff: Duration,
-    max_backoff: Duration,
-    clock: Arc<dyn Clock>,
 }
 
 #[derive(Default)]
 struct State {
     current: Option<(HeaderValue, Option<SystemTime>)>,
-    failures: u32,
-    retry_at: Option<SystemTime>,
-    last_error: Option<Status>,
+    failures: Failures,
     refreshing: bool,
 }
 
@@ -129,46 +136,40 @@ impl<S: TokenSource> TokenSourceCredentials<S> {
     /// Credentials over `source` with the default timings.
     pub fn new(source: S) -> Self {
         Self {
-            inner: Arc::new(Inner {
+            shared: Arc::new(Shared {
                 source,
                 state: Mutex::new(State::default()),
                 fetch: tokio::sync::Mutex::new(()),
-                refresh_ahead: DEFAULT_REFRESH_AHEAD,
-                min_backoff: DEFAULT_MIN_BACKOFF,
-                max_backoff: DEFAULT_MAX_BACKOFF,
-                clock: clock::system(),
             }),
+            config: Config {
+                refresh_ahead: DEFAULT_REFRESH_AHEAD,
+                backoff: Backoff::new(DEFAULT_MIN_BACKOFF, DEFAULT_MAX_BACKOFF),
+                clock: clock::system(),
+            },
         }
     }
 
-    fn configure(mut self, f: impl FnOnce(&mut Inner<S>)) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            f(inner);
-        }
+    /// Refreshes this long before expiry (default 60 s).
+    pub fn refresh_ahead(mut self, ahead: Duration) -> Self {
+        self.config.refresh_ahead = ahead;
         self
     }
 
-    /// Refreshes this long before expiry (configure before cloning).
-    pub fn refresh_ahead(self, ahead: Duration) -> Self {
-        self.configure(|i| i.refresh_ahead = ahead)
+    /// Sets the retry delays after failures (default 1 s doubling to 30 s).
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.config.backoff = Backoff::new(min, max);
+        self
     }
 
-    /// Sets the retry delays after failures (configure before cloning).
-    pub fn backoff(self, min: Duration, max: Duration) -> Self {
-        self.configure(|i| {
-            i.min_backoff = min;
-            i.max_backoff = max.max(min);
-        })
-    }
-
-    /// Reads the time from `clock` (configure before cloning).
-    pub fn clock(self, clock: impl Clock) -> Self {
-        self.configure(|i| i.clock = Arc::new(clock))
+    /// Reads the time from `clock`.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.config.clock = Arc::new(clock);
+        self
     }
 
     /// The `authorization` value for the next call.
     pub async fn header_value(&self) -> Result<HeaderValue, Status> {
-        match self.inner.cached() {
+        match self.shared.cached(&self.config) {
             Cached::Fresh(v) => return Ok(v),
             Cached::Stale(v, start) => {
                 if start {
@@ -179,43 +180,44 @@ impl<S: TokenSource> TokenSourceCredentials<S> {
             Cached::BackingOff(e) => return Err(e),
             Cached::Missing => {}
         }
-        let _flight = self.inner.fetch.lock().await;
+        let _flight = self.shared.fetch.lock().await;
         // Another caller may have fetched, or failed, while we waited.
-        match self.inner.cached() {
+        match self.shared.cached(&self.config) {
             Cached::Fresh(v) | Cached::Stale(v, _) => return Ok(v),
             Cached::BackingOff(e) => return Err(e),
             Cached::Missing => {}
         }
-        self.inner.fetch_now().await
+        self.shared.fetch_now(&self.config).await
     }
 
     fn refresh_in_background(&self) {
-        let inner = self.inner.clone();
+        let shared = self.shared.clone();
+        let config = self.config.clone();
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            inner.lock().refreshing = false;
+            shared.lock().refreshing = false;
             return;
         };
         rt.spawn(async move {
-            let _flight = inner.fetch.lock().await;
-            let _ = inner.fetch_now().await;
-            inner.lock().refreshing = false;
+            let _flight = shared.fetch.lock().await;
+            let _ = shared.fetch_now(&config).await;
+            shared.lock().refreshing = false;
         });
     }
 }
 
-impl<S: TokenSource> Inner<S> {
+impl<S: TokenSource> Shared<S> {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn cached(&self) -> Cached {
-        let now = self.clock.now();
+    fn cached(&self, config: &Config) -> Cached {
+        let now = config.clock.now();
         let mut st = self.lock();
-        let backing_off = st.retry_at.is_some_and(|t| now < t);
+        let backing_off = st.failures.is_backing_off(now);
         if let Some((value, expires)) = &st.current {
             match expires {
                 None => return Cached::Fresh(value.clone()),
-                Some(exp) if clock::add(now, self.refresh_ahead) < *exp => {
+                Some(exp) if clock::add(now, config.refresh_ahead) < *exp => {
                     return Cached::Fresh(value.clone());
                 }
                 Some(exp) if now < *exp => {
@@ -229,41 +231,30 @@ impl<S: TokenSource> Inner<S> {
                 Some(_) => {}
             }
         }
-        match (&st.last_error, backing_off) {
-            (Some(e), true) => Cached::BackingOff(e.clone()),
-            _ => Cached::Missing,
+        match st.failures.backing_off(now) {
+            Some(e) => Cached::BackingOff(e.clone()),
+            None => Cached::Missing,
         }
     }
 
-    async fn fetch_now(&self) -> Result<HeaderValue, Status> {
+    async fn fetch_now(&self, config: &Config) -> Result<HeaderValue, Status> {
         let result = self.source.fetch().await;
-        let now = self.clock.now();
+        let now = config.clock.now();
         let mut st = self.lock();
         match result.and_then(|t| bearer(&t).map(|v| (v, t.expires_at))) {
             Ok((value, expires)) => {
                 st.current = Some((value.clone(), expires));
-                st.failures = 0;
-                st.retry_at = None;
-                st.last_error = None;
+                st.failures.clear();
                 Ok(value)
             }
             Err(e) => {
-                st.failures = st.failures.saturating_add(1);
-                let delay = backoff_delay(self.min_backoff, self.max_backoff, st.failures);
-                st.retry_at = Some(clock::add(now, delay));
                 let status = Status::from(e);
-                st.last_error = Some(status.clone());
-                tracing::debug!(failures = st.failures, retry_in = ?delay, reason = %status.message(), "grpc-auth: token fetch failed");
+                let delay = st.failures.failed(now, config.backoff, status.clone());
+                tracing::debug!(failures = st.failures.count(), retry_in = ?delay, reason = %status.message(), "grpc-auth: token fetch failed");
                 Err(status)
             }
         }
     }
-}
-
-/// The wait after `failures` consecutive failures: `min`, doubling, at most `max`.
-pub(crate) fn backoff_delay(min: Duration, max: Duration, failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(16);
-    min.saturating_mul(1 << exp).min(max)
 }
 
 fn bearer(t: &Token) -> Result<HeaderValue, TokenError> {
@@ -286,7 +277,8 @@ impl<S: TokenSource> CallCredentials for TokenSourceCredentials<S> {
 impl<S> Clone for TokenSourceCredentials<S> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+            config: self.config.clone(),
         }
     }
 }
@@ -294,9 +286,8 @@ impl<S> Clone for TokenSourceCredentials<S> {
 impl<S> fmt::Debug for TokenSourceCredentials<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenSourceCredentials")
-            .field("refresh_ahead", &self.inner.refresh_ahead)
-            .field("min_backoff", &self.inner.min_backoff)
-            .field("max_backoff", &self.inner.max_backoff)
+            .field("refresh_ahead", &self.config.refresh_ahead)
+            .field("backoff", &self.config.backoff)
             .finish_non_exhaustive()
     }
 }
@@ -330,6 +321,53 @@ mod duration_tests {
         assert!(
             failing.header_value().await.is_err(),
             "backing off, no panic"
+        );
+    }
+}
+
+#[cfg(test)]
+mod clone_tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Tokens valid for 100 s from the clock's start; counts fetches.
+    struct Counting(Arc<AtomicUsize>, SystemTime);
+    impl TokenSource for Counting {
+        async fn fetch(&self) -> Result<Token, TokenError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Token::new("t", Some(self.1 + Duration::from_secs(100))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_setter_on_a_clone_configures_that_clone_and_the_token_is_shared() {
+        let clock = ManualClock::at_unix(1_000_000);
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let base = TokenSourceCredentials::new(Counting(fetches.clone(), clock.now()))
+            .clock(clock.clone());
+        let eager = base.clone().refresh_ahead(Duration::from_secs(90));
+        base.header_value().await.unwrap();
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        clock.advance(Duration::from_secs(20)); // 80 s left
+        base.header_value().await.unwrap();
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            1,
+            "fresh for the 60 s default"
+        );
+        eager.header_value().await.unwrap();
+        tokio::task::yield_now().await;
+        for _ in 0..100 {
+            if fetches.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            2,
+            "due for the clone's 90 s: refreshed"
         );
     }
 }

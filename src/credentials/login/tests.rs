@@ -362,3 +362,18 @@ async fn a_cancelled_waiter_does_not_start_a_second_login() {
         .unwrap();
     assert_eq!(auth(&md), format!("Bearer {token}"));
 }
+
+#[tokio::test]
+async fn a_setter_on_a_clone_configures_that_clone() {
+    // It was silently ignored once the credentials had been cloned (Arc::get_mut).
+    let base = BasicLogin::new("ada", "lovelace");
+    let keep = base.clone();
+    let flight = base.clone().login_method(HANDSHAKE);
+    // The clone with a login method refuses other calls until logged in...
+    assert_eq!(
+        sent(&flight, PATH).await.unwrap_err().message(),
+        format!("not logged in: call {HANDSHAKE} first")
+    );
+    // ...while the original still logs in on any call.
+    assert_eq!(auth(&sent(&keep, PATH).await.unwrap()), BASIC);
+}
