@@ -135,25 +135,18 @@ impl<'a> AuthRequest<'a> {
         if self.claimed.is_some() && self.is_claimed(name) {
             return Ok(None);
         }
-        let mut values = self.headers.get_all(name).iter();
-        let Some(value) = values.next() else {
-            return Ok(None);
-        };
-        if values.next().is_some() {
-            return Err(AuthError::unauthenticated(format!(
-                "multiple {name} metadata entries"
-            )));
-        }
-        if value.len() > self.max_value_len {
-            return Err(AuthError::unauthenticated(format!(
-                "{name} metadata exceeds {} bytes",
-                self.max_value_len
-            )));
-        }
-        value
-            .to_str()
-            .map(Some)
-            .map_err(|_| AuthError::unauthenticated(format!("{name} metadata is not valid ASCII")))
+        single_entry(self.headers, name, self.max_value_len).map_err(|e| {
+            AuthError::unauthenticated(match e {
+                EntryError::Repeated => format!("multiple {name} metadata entries"),
+                EntryError::Oversized(max) => format!("{name} metadata exceeds {max} bytes"),
+                EntryError::NotAscii => format!("{name} metadata is not valid ASCII"),
+            })
+        })
+    }
+
+    /// The bound on a credential-bearing value's length.
+    pub(crate) fn max_value_len(&self) -> usize {
+        self.max_value_len
     }
 
     /// The parsed `authorization` entry, or `None` when there is none.
@@ -178,6 +171,37 @@ impl std::fmt::Debug for AuthRequest<'_> {
             .field("max_value_len", &self.max_value_len)
             .finish_non_exhaustive()
     }
+}
+
+/// Why a credential-bearing metadata entry was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryError {
+    /// The entry appears more than once.
+    Repeated,
+    /// The value is longer than the bound (in bytes).
+    Oversized(usize),
+    /// The value is not visible ASCII.
+    NotAscii,
+}
+
+/// The single value of metadata `name` as ASCII text, at most `max` bytes, or `None`
+/// when absent: the one way every scheme reads a credential-bearing entry.
+pub(crate) fn single_entry<'h, K: http::header::AsHeaderName>(
+    headers: &'h HeaderMap,
+    name: K,
+    max: usize,
+) -> Result<Option<&'h str>, EntryError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(EntryError::Repeated);
+    }
+    if value.len() > max {
+        return Err(EntryError::Oversized(max));
+    }
+    value.to_str().map(Some).map_err(|_| EntryError::NotAscii)
 }
 
 /// An `authorization` value split into `Scheme SP credentials` (RFC 7235).

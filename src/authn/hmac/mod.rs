@@ -69,6 +69,7 @@ pub use error::HmacError;
 pub use keys::{HmacKeyStore, StaticHmacKeys};
 pub(crate) use parse::{REQUEST_TARGET, encode_signature, push_line, push_request_target};
 
+use super::request::{EntryError, single_entry};
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator, DEFAULT_MAX_VALUE_LEN};
 use crate::Principal;
 use crate::clock::{self, Clock};
@@ -194,7 +195,9 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
         self
     }
 
-    /// Sets the bound on each metadata value read (default 8 KiB).
+    /// Sets the bound on each metadata value [`verify`](Self::verify) reads (default
+    /// 8 KiB). Through the layer, the layer's bound
+    /// ([`AuthLayer::max_value_len`](crate::AuthLayer::max_value_len)) applies instead.
     pub fn max_value_len(mut self, max: usize) -> Self {
         self.max_value_len = max;
         self
@@ -217,8 +220,19 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
         path: &str,
         headers: &HeaderMap,
     ) -> Result<HmacVerified, HmacError> {
-        let value = self
-            .single(headers, "authorization")?
+        self.verify_within(http_method, path, headers, self.max_value_len)
+            .await
+    }
+
+    /// [`verify`](Self::verify) with `max` bytes per metadata value (the layer's bound).
+    pub(crate) async fn verify_within(
+        &self,
+        http_method: &str,
+        path: &str,
+        headers: &HeaderMap,
+        max: usize,
+    ) -> Result<HmacVerified, HmacError> {
+        let value = Self::single(headers, "authorization", max)?
             .ok_or(HmacError::MissingAuthorization)?
             .trim();
         let (scheme, params) = value.split_once([' ', '\t']).unwrap_or((value, ""));
@@ -243,19 +257,17 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
             if name == REQUEST_TARGET {
                 push_request_target(&mut signing, http_method, path);
             } else if name == "date" {
-                let (line, value) = match self.single(headers, "x-aux-date")? {
+                let (line, value) = match Self::single(headers, "x-aux-date", max)? {
                     Some(v) => ("x-aux-date", v),
                     None => (
                         "date",
-                        self.single(headers, "date")?
-                            .ok_or(HmacError::MissingDate)?,
+                        Self::single(headers, "date", max)?.ok_or(HmacError::MissingDate)?,
                     ),
                 };
                 push_line(&mut signing, line, value);
                 date = Some(value);
             } else {
-                let value = self
-                    .single(headers, name)?
+                let value = Self::single(headers, name, max)?
                     .ok_or_else(|| HmacError::HeaderAbsent(name.clone()))?;
                 push_line(&mut signing, name, value);
             }
@@ -306,24 +318,19 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
     }
 
     /// The single value of metadata `name`, bounded and ASCII, or `None` when absent.
-    fn single<'h>(&self, headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, HmacError> {
-        let mut values = headers.get_all(name).iter();
-        let Some(value) = values.next() else {
-            return Ok(None);
-        };
-        if values.next().is_some() {
-            return Err(HmacError::Repeated(name.to_owned()));
-        }
-        if value.len() > self.max_value_len {
-            return Err(HmacError::Oversized {
+    fn single<'h>(
+        headers: &'h HeaderMap,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<&'h str>, HmacError> {
+        single_entry(headers, name, max).map_err(|e| match e {
+            EntryError::Repeated => HmacError::Repeated(name.to_owned()),
+            EntryError::Oversized(max) => HmacError::Oversized {
                 name: name.to_owned(),
-                max: self.max_value_len,
-            });
-        }
-        value
-            .to_str()
-            .map(Some)
-            .map_err(|_| HmacError::NotAscii(name.to_owned()))
+                max,
+            },
+            EntryError::NotAscii => HmacError::NotAscii(name.to_owned()),
+        })
     }
 }
 
@@ -431,7 +438,7 @@ impl<K: HmacKeyStore> Authenticator for HmacAuthenticator<K> {
         }
         let verified = self
             .verifier
-            .verify("POST", req.method(), req.headers())
+            .verify_within("POST", req.method(), req.headers(), req.max_value_len())
             .await?;
         Ok(Some(
             Authenticated::new(Principal::new(verified.key_id, "hmac"))
