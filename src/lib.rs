@@ -61,6 +61,7 @@ pub mod layer;
 pub mod policy;
 mod principal;
 mod secret;
+mod wire;
 
 pub use authn::Authenticator;
 pub use error::AuthError;

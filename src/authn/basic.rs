@@ -8,18 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::{Output, PasswordHash, PasswordVerifier, SaltString};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
 
 use super::failures::{FailureLimiter, FailureLimits};
 use super::verified::{ConfigId, VerifiedCache};
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::clock::{self, Clock};
-use crate::{AuthError, Principal, Secret};
+use crate::{AuthError, Principal, Secret, wire};
 
 /// Default time a verified hashed credential is remembered: 60 s.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -250,7 +249,11 @@ impl BasicAuthenticator {
     }
 
     /// Checks `password` against `phc` on the blocking pool, within the bound.
-    async fn verify_hash(&self, phc: Arc<str>, password: String) -> Result<bool, AuthError> {
+    async fn verify_hash(
+        &self,
+        phc: Arc<str>,
+        password: Zeroizing<String>,
+    ) -> Result<bool, AuthError> {
         let busy = || AuthError::unavailable("too many password checks in progress; retry later");
         let Ok(waiting) = self.hashing.queued.try_acquire() else {
             return Err(busy());
@@ -300,7 +303,7 @@ impl BasicAuthenticator {
     async fn check_password(
         &self,
         user: Option<&User>,
-        password: String,
+        password: Zeroizing<String>,
         cache_key: Option<[u8; 32]>,
     ) -> Result<bool, AuthError> {
         let Some(user) = user else {
@@ -378,24 +381,6 @@ fn bad_credentials() -> AuthError {
     AuthError::unauthenticated("invalid username or password")
 }
 
-/// Splits decoded Basic credentials into user and password.
-fn parse_credentials(encoded: &str) -> Result<(String, String), AuthError> {
-    let bytes = STANDARD
-        .decode(encoded)
-        .map_err(|_| AuthError::unauthenticated("Basic credentials are not valid base64"))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| AuthError::unauthenticated("Basic credentials are not valid UTF-8"))?;
-    let (user, password) = text
-        .split_once(':')
-        .ok_or_else(|| AuthError::unauthenticated("Basic credentials lack a ':' separator"))?;
-    if user.is_empty() || password.is_empty() {
-        return Err(AuthError::unauthenticated(
-            "Basic credentials have an empty user or password",
-        ));
-    }
-    Ok((user.to_owned(), password.to_owned()))
-}
-
 impl Authenticator for BasicAuthenticator {
     async fn authenticate(&self, req: &AuthRequest<'_>) -> AuthResult {
         let Some(auth) = req.authorization()? else {
@@ -404,7 +389,8 @@ impl Authenticator for BasicAuthenticator {
         if !auth.is_scheme("Basic") {
             return Ok(None);
         }
-        let (name, password) = parse_credentials(auth.credentials())?;
+        let (name, password) = wire::basic::decode(auth.credentials())
+            .map_err(|e| AuthError::unauthenticated(e.message()))?;
         let user = self.users.get(&name);
         // A cached verification proves the password: no guess, no limit to apply.
         let cache_key = match user.map(|u| self.lookup(u, &name, &password)) {
@@ -448,6 +434,8 @@ impl fmt::Debug for BasicAuthenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
     use crate::clock::ManualClock;
     use argon2::password_hash::PasswordHasher;
     use http::HeaderMap;

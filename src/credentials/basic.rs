@@ -1,12 +1,11 @@
 //! [`BasicCredentials`]: `authorization: Basic base64(user:password)`.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use tonic::Status;
 
 use super::{CallContext, CallCredentials, StaticCallCredentials, StaticEntry};
+use crate::wire;
 
 /// HTTP Basic credentials.
 ///
@@ -21,8 +20,7 @@ pub struct BasicCredentials(StaticEntry);
 impl BasicCredentials {
     /// Sends `authorization: Basic base64(user:password)`.
     pub fn new(user: impl AsRef<str>, password: impl AsRef<str>) -> Self {
-        let pair = zeroize::Zeroizing::new(format!("{}:{}", user.as_ref(), password.as_ref()));
-        let value = zeroize::Zeroizing::new(format!("Basic {}", STANDARD.encode(pair.as_bytes())));
+        let value = wire::basic::value(user.as_ref(), password.as_ref());
         Self(StaticEntry::new(
             AUTHORIZATION,
             value.as_bytes(),

@@ -19,7 +19,7 @@ pub struct BearerToken(StaticEntry);
 impl BearerToken {
     /// Sends `authorization: Bearer <token>`.
     pub fn new(token: impl AsRef<str>) -> Self {
-        let value = format!("Bearer {}", token.as_ref());
+        let value = zeroize::Zeroizing::new(format!("Bearer {}", token.as_ref()));
         Self(StaticEntry::new(
             AUTHORIZATION,
             value.as_bytes(),

@@ -11,10 +11,10 @@ use tonic::Status;
 
 use super::{CallContext, CallCredentials};
 use crate::Secret;
-use crate::authn::hmac::{
+use crate::clock::{self, Clock};
+use crate::wire::hmac::{
     HmacAlgorithm, REQUEST_TARGET, encode_signature, push_line, push_request_target,
 };
-use crate::clock::{self, Clock};
 
 /// The nonce header the signer adds by default.
 pub const DEFAULT_NONCE_HEADER: &str = "x-nonce";

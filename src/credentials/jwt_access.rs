@@ -102,9 +102,8 @@ impl JwtAccessCredentials {
         });
         let token = jsonwebtoken::encode(&self.header, &claims, &self.key)
             .map_err(|_| Status::unauthenticated("could not sign the JWT access token"))?;
-        let mut value = HeaderValue::try_from(format!("Bearer {token}"))
-            .map_err(|_| Status::unauthenticated("signed JWT is not a valid metadata value"))?;
-        value.set_sensitive(true);
+        let value = crate::wire::bearer::value(token.as_bytes())
+            .ok_or_else(|| Status::unauthenticated("signed JWT is not a valid metadata value"))?;
         Ok((value, exp))
     }
 

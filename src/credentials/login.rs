@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use subtle::ConstantTimeEq;
@@ -21,6 +21,7 @@ use super::{
     DEFAULT_REFRESH_AHEAD,
 };
 use crate::clock::{self, Clock};
+use crate::wire;
 
 /// Logs in with `authorization: Basic ...`, captures `authorization: Bearer <token>` from
 /// the response headers, and sends that bearer on later calls. Attach it with
@@ -97,15 +98,7 @@ enum Decision {
 impl BasicLogin {
     /// Logs in as `user` with `password`.
     pub fn new(user: impl AsRef<str>, password: impl AsRef<str>) -> Self {
-        let pair = zeroize::Zeroizing::new(format!("{}:{}", user.as_ref(), password.as_ref()));
-        let value = zeroize::Zeroizing::new(format!("Basic {}", STANDARD.encode(pair.as_bytes())));
-        // A user or password that is not a valid header value fails at the first call.
-        let basic = HeaderValue::from_bytes(value.as_bytes())
-            .map(|mut v| {
-                v.set_sensitive(true);
-                v
-            })
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        let basic = wire::basic::value(user.as_ref(), password.as_ref());
         Self {
             shared: Arc::new(Shared {
                 basic,
@@ -240,9 +233,8 @@ impl BasicLogin {
             return;
         };
         if let Some(token) = bearer_token(headers)
-            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {token}"))
+            && let Some(value) = wire::bearer::value(token.as_bytes())
         {
-            value.set_sensitive(true);
             st.token = Some((value, self.expiry(token)));
             st.failures.clear();
             tracing::debug!("grpc-auth: logged in");
@@ -264,10 +256,8 @@ impl BasicLogin {
 
 /// The token of an `authorization: Bearer <token>` entry (prefix matched ignoring case),
 /// as a login response carries it.
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_at_checked(7)?;
-    (scheme.eq_ignore_ascii_case("Bearer ") && !token.trim().is_empty()).then(|| token.trim())
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    wire::bearer::token(headers.get(AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// A JWT's `iat` and `exp`, read without verifying (the server verifies; the client

@@ -59,7 +59,7 @@ pub use hmac::{DEFAULT_NONCE_HEADER, HmacSigner};
 pub use interceptor::CredentialsInterceptor;
 pub use jwt_access::JwtAccessCredentials;
 pub use layer::{CredentialsLayer, CredentialsService, PerCallCredentials};
-pub use login::{BasicLogin, bearer_token};
+pub use login::BasicLogin;
 pub use token_source::{
     DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF, DEFAULT_REFRESH_AHEAD, Token, TokenError,
     TokenSource, TokenSourceCredentials,

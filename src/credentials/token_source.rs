@@ -258,13 +258,8 @@ impl<S: TokenSource> Shared<S> {
 }
 
 fn bearer(t: &Token) -> Result<HeaderValue, TokenError> {
-    let mut v = Vec::with_capacity(7 + t.value.expose().len());
-    v.extend_from_slice(b"Bearer ");
-    v.extend_from_slice(t.value.expose());
-    let mut value = HeaderValue::from_bytes(&v)
-        .map_err(|_| TokenError::Refused("token is not a valid metadata value".into()))?;
-    value.set_sensitive(true);
-    Ok(value)
+    crate::wire::bearer::value(t.value.expose())
+        .ok_or_else(|| TokenError::Refused("token is not a valid metadata value".into()))
 }
 
 impl<S: TokenSource> CallCredentials for TokenSourceCredentials<S> {

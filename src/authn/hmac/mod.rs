@@ -50,10 +50,7 @@
 //!   nonce (the signer does by default), or identical date-only signatures are replays;
 //! - each metadata value read is bounded to 8 KiB, at most 32 headers may be listed.
 
-mod algorithm;
-mod error;
 mod keys;
-mod parse;
 mod replay;
 #[cfg(test)]
 mod tests;
@@ -64,16 +61,16 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName};
 
-pub use algorithm::HmacAlgorithm;
-pub use error::HmacError;
+pub use crate::wire::hmac::{HmacAlgorithm, HmacError};
 pub use keys::{HmacKeyStore, StaticHmacKeys};
-pub(crate) use parse::{REQUEST_TARGET, encode_signature, push_line, push_request_target};
 
 use super::request::{EntryError, single_entry};
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator, DEFAULT_MAX_VALUE_LEN};
 use crate::Principal;
 use crate::clock::{self, Clock};
-use parse::{decode_signature, parse_params};
+use crate::wire::hmac::{
+    REQUEST_TARGET, decode_signature, parse_params, push_line, push_request_target,
+};
 use replay::{FirstUse, ReplayCache};
 
 /// Default allowed distance between the `date` and the verifier's clock: 300 s.

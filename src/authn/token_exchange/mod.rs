@@ -110,13 +110,8 @@ impl<L: Authenticator, T: TokenIssuer> TokenExchange<L, T> {
 
 /// `Bearer <token>` as a sensitive header value.
 fn bearer_value(token: &Secret) -> Result<HeaderValue, AuthError> {
-    let mut v = zeroize::Zeroizing::new(Vec::with_capacity(7 + token.expose().len()));
-    v.extend_from_slice(b"Bearer ");
-    v.extend_from_slice(token.expose());
-    let mut value = HeaderValue::from_bytes(&v)
-        .map_err(|_| AuthError::unavailable("issued token is not a valid metadata value"))?;
-    value.set_sensitive(true);
-    Ok(value)
+    crate::wire::bearer::value(token.expose())
+        .ok_or_else(|| AuthError::unavailable("issued token is not a valid metadata value"))
 }
 
 impl<L: Authenticator, T: TokenIssuer> Authenticator for TokenExchange<L, T> {
