@@ -186,11 +186,11 @@ pub(crate) enum EntryError {
 
 /// The single value of metadata `name` as ASCII text, at most `max` bytes, or `None`
 /// when absent: the one way every scheme reads a credential-bearing entry.
-pub(crate) fn single_entry<'h, K: http::header::AsHeaderName>(
-    headers: &'h HeaderMap,
+pub(crate) fn single_entry<K: http::header::AsHeaderName>(
+    headers: &HeaderMap,
     name: K,
     max: usize,
-) -> Result<Option<&'h str>, EntryError> {
+) -> Result<Option<&str>, EntryError> {
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else {
         return Ok(None);
