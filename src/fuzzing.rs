@@ -29,5 +29,5 @@ pub fn cache_max_age(values: &[&[u8]]) -> Option<Duration> {
             headers.append(http::header::CACHE_CONTROL, v);
         }
     }
-    crate::authn::jwt::cache_max_age(&headers)
+    crate::fetch::cache_max_age(&headers)
 }

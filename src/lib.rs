@@ -54,6 +54,8 @@ pub mod authn;
 pub mod clock;
 pub mod credentials;
 mod error;
+#[cfg(feature = "jwks")]
+mod fetch;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -434,10 +434,10 @@ impl fmt::Debug for BasicAuthenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD;
     use crate::clock::ManualClock;
     use argon2::password_hash::PasswordHasher;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
     use http::HeaderMap;
 
     fn phc(password: &str) -> String {

@@ -131,6 +131,26 @@ pub(super) struct Settings {
     pub(super) allow_http: bool,
 }
 
+impl Settings {
+    /// What bounds each fetch.
+    pub(super) fn limits(&self) -> crate::fetch::Limits {
+        crate::fetch::Limits {
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
+            max_bytes: self.max_bytes,
+        }
+    }
+}
+
+impl From<crate::fetch::FetchError> for JwksError {
+    fn from(e: crate::fetch::FetchError) -> Self {
+        match e {
+            crate::fetch::FetchError::Config(m) => Self::Config(m),
+            crate::fetch::FetchError::Request(m) => Self::Fetch(m),
+        }
+    }
+}
+
 impl JwksKeys {
     /// Keys from the JWK set at `jwks_url`: https, or plain http to a loopback host
     /// (tests) or with [`allow_http`](JwksKeysBuilder::allow_http).

@@ -27,6 +27,8 @@ mod discovery;
 #[cfg(feature = "jwks")]
 mod issuers;
 #[cfg(feature = "jwks")]
+mod jwk_set;
+#[cfg(feature = "jwks")]
 mod jwks;
 mod keys;
 
@@ -50,7 +52,7 @@ pub use keys::{JwtKey, KeyError, KeyQuery, KeySet, KeySource, StaticKeys};
 use super::verified::ConfigId;
 use cache::TokenCache;
 #[cfg(all(feature = "fuzzing", feature = "jwks"))]
-pub(crate) use discovery::{cache_max_age, parse_discovery, parse_jwks};
+pub(crate) use {discovery::parse_discovery, jwk_set::parse_jwks};
 
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::clock::{self, Clock};
