@@ -33,6 +33,10 @@ impl CallCredentials for BasicCredentials {
     async fn apply(&self, _: &CallContext<'_>, metadata: &mut HeaderMap) -> Result<(), Status> {
         self.0.apply(metadata)
     }
+
+    fn as_static(&self) -> Option<&dyn StaticCallCredentials> {
+        Some(self)
+    }
 }
 
 impl StaticCallCredentials for BasicCredentials {

@@ -32,6 +32,10 @@ impl CallCredentials for BearerToken {
     async fn apply(&self, _: &CallContext<'_>, metadata: &mut HeaderMap) -> Result<(), Status> {
         self.0.apply(metadata)
     }
+
+    fn as_static(&self) -> Option<&dyn StaticCallCredentials> {
+        Some(self)
+    }
 }
 
 impl StaticCallCredentials for BearerToken {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use tonic::Status;
 
-use super::{CallContext, CallCredentials, CallOutcome};
+use super::{CallContext, CallCredentials, CallOutcome, StaticCallCredentials};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -21,6 +21,7 @@ pub(super) trait DynCallCredentials: Send + Sync + 'static {
     fn requires_transport_security_dyn(&self) -> bool;
     fn observes_responses_dyn(&self) -> bool;
     fn on_response_dyn(&self, outcome: &CallOutcome<'_>);
+    fn as_static_dyn(&self) -> Option<&dyn StaticCallCredentials>;
 }
 
 impl<C: CallCredentials> DynCallCredentials for C {
@@ -40,6 +41,9 @@ impl<C: CallCredentials> DynCallCredentials for C {
     fn on_response_dyn(&self, outcome: &CallOutcome<'_>) {
         self.on_response(outcome)
     }
+    fn as_static_dyn(&self) -> Option<&dyn StaticCallCredentials> {
+        self.as_static()
+    }
 }
 
 /// A type-erased, cheaply cloned [`CallCredentials`].
@@ -58,6 +62,9 @@ impl CallCredentials for BoxCallCredentials {
     }
     fn on_response(&self, outcome: &CallOutcome<'_>) {
         self.0.on_response_dyn(outcome)
+    }
+    fn as_static(&self) -> Option<&dyn StaticCallCredentials> {
+        self.0.as_static_dyn()
     }
     fn boxed(self) -> BoxCallCredentials {
         self
@@ -86,5 +93,8 @@ impl<C: CallCredentials> CallCredentials for Arc<C> {
     }
     fn on_response(&self, outcome: &CallOutcome<'_>) {
         (**self).on_response(outcome)
+    }
+    fn as_static(&self) -> Option<&dyn StaticCallCredentials> {
+        (**self).as_static()
     }
 }

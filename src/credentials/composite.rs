@@ -3,7 +3,7 @@
 use http::HeaderMap;
 use tonic::Status;
 
-use super::{BoxCallCredentials, CallContext, CallCredentials, CallOutcome};
+use super::{BoxCallCredentials, CallContext, CallCredentials, CallOutcome, StaticCallCredentials};
 
 /// Applies every credential in order (`grpc.composite_call_credentials`); if one fails,
 /// the call fails. Needs a secure transport if any part does.
@@ -53,5 +53,30 @@ impl CallCredentials for Composite {
         for part in self.parts.iter().filter(|p| p.observes_responses()) {
             part.on_response(outcome);
         }
+    }
+
+    fn as_static(&self) -> Option<&dyn StaticCallCredentials> {
+        self.parts
+            .iter()
+            .all(|p| p.as_static().is_some())
+            .then_some(self)
+    }
+}
+
+/// Every part answers without waiting (what [`as_static`](CallCredentials::as_static)
+/// checked).
+impl StaticCallCredentials for Composite {
+    fn apply_now(&self, metadata: &mut HeaderMap) -> Result<(), Status> {
+        for part in &self.parts {
+            match part.as_static() {
+                Some(part) => part.apply_now(metadata)?,
+                None => {
+                    return Err(Status::internal(
+                        "a credential of the composite cannot answer without waiting",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use super::{StaticCallCredentials, plaintext_refused, sanitize_status};
+use super::{CallCredentials, StaticCallCredentials, plaintext_refused, sanitize_status};
 
 /// Attaches static credentials from a tonic interceptor, e.g.
 /// `GreeterClient::with_interceptor(channel, CredentialsInterceptor::new(creds, &target))`.
@@ -28,7 +28,7 @@ pub struct CredentialsInterceptor<C> {
     allow_plaintext: bool,
 }
 
-impl<C: StaticCallCredentials> CredentialsInterceptor<C> {
+impl<C: CallCredentials + StaticCallCredentials> CredentialsInterceptor<C> {
     /// Attaches `creds` to calls on `target`.
     pub fn new(creds: C, target: &Uri) -> Self {
         Self {
@@ -55,7 +55,7 @@ impl<C> Clone for CredentialsInterceptor<C> {
     }
 }
 
-impl<C: StaticCallCredentials> Interceptor for CredentialsInterceptor<C> {
+impl<C: CallCredentials + StaticCallCredentials> Interceptor for CredentialsInterceptor<C> {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         if !self.secure && !self.allow_plaintext && self.creds.requires_transport_security() {
             return Err(plaintext_refused());

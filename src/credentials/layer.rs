@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use http::{Request, Response, Uri};
+use pin_project_lite::pin_project;
 use tonic::Status;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -137,6 +138,84 @@ impl<S: fmt::Debug, C> fmt::Debug for CredentialsService<S, C> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+pin_project! {
+    /// Response future of [`CredentialsService`]: the channel's own future when the
+    /// credentials answered without waiting, a ready refusal, or a boxed future that
+    /// awaits asynchronous credentials first.
+    pub struct ResponseFuture<F, R, E> {
+        #[pin]
+        state: State<F, R, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, R, E> {
+        // Credentials attached in `call`: the inner service's future.
+        Called {
+            #[pin]
+            future: F,
+        },
+        // The credentials failed in `call`: this refusal, nothing sent.
+        Refused {
+            response: Option<R>,
+        },
+        // Asynchronous or observing credentials.
+        Awaiting {
+            future: BoxFuture<Result<R, E>>,
+        },
+    }
+}
+
+impl<F, R, E> ResponseFuture<F, R, E> {
+    fn called(future: F) -> Self {
+        Self {
+            state: State::Called { future },
+        }
+    }
+
+    fn refused(response: R) -> Self {
+        Self {
+            state: State::Refused {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn awaiting(future: BoxFuture<Result<R, E>>) -> Self {
+        Self {
+            state: State::Awaiting { future },
+        }
+    }
+}
+
+impl<F, R, E> Future for ResponseFuture<F, R, E>
+where
+    F: Future<Output = Result<R, E>>,
+    R: Default,
+{
+    type Output = Result<R, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Called { future } => future.poll(cx),
+            // Polled again after completion: an empty response, never a panic.
+            StateProj::Refused { response } => Poll::Ready(Ok(response.take().unwrap_or_default())),
+            StateProj::Awaiting { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, R, E> fmt::Debug for ResponseFuture<F, R, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.state {
+            State::Called { .. } => "ResponseFuture::Called",
+            State::Refused { .. } => "ResponseFuture::Refused",
+            State::Awaiting { .. } => "ResponseFuture::Awaiting",
+        })
+    }
+}
+
 impl<S, C, B, ResBody> Service<Request<B>> for CredentialsService<S, C>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -147,22 +226,41 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response<ResBody>, S::Error>>;
+    type Future = ResponseFuture<S::Future, Response<ResBody>, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let per_call = req.extensions_mut().remove::<PerCallCredentials>();
+        // Static channel credentials, nothing per call: attach now, call in place.
+        if per_call.is_none()
+            && let Some(creds) = self.config.creds.as_static()
+        {
+            let config = &self.config;
+            if config.creds.requires_transport_security()
+                && !config.secure
+                && !config.allow_plaintext
+            {
+                let refusal = refuse(req.uri().path(), plaintext_refused());
+                return ResponseFuture::refused(refusal);
+            }
+            return match creds.apply_now(req.headers_mut()) {
+                Ok(()) => ResponseFuture::called(self.inner.call(req)),
+                Err(status) => ResponseFuture::refused(refuse(req.uri().path(), status)),
+            };
+        }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
-        let per_call = req.extensions_mut().remove::<PerCallCredentials>();
         if observes(&config, per_call.as_ref()) {
             // A future of its own, so that calls without observers do not carry its state.
-            return Box::pin(async move { call_observed(&config, per_call, inner, req).await });
+            return ResponseFuture::awaiting(Box::pin(async move {
+                call_observed(&config, per_call, inner, req).await
+            }));
         }
-        Box::pin(async move {
+        ResponseFuture::awaiting(Box::pin(async move {
             // The context borrows the path while the credentials write the headers.
             let mut headers = std::mem::take(req.headers_mut());
             let ctx = CallContext::for_path(&config.origin, req.uri().path(), config.secure);
@@ -172,7 +270,7 @@ where
                 Ok(()) => inner.call(req).await,
                 Err(status) => Ok(refuse(req.uri().path(), status)),
             }
-        })
+        }))
     }
 }
 
@@ -293,4 +391,82 @@ async fn attach<C: CallCredentials>(
         c.apply(&ctx, headers).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod path_tests {
+    use std::convert::Infallible;
+
+    use super::*;
+    use crate::credentials::{BearerToken, Composite, TokenSourceCredentials};
+
+    /// Answers with the `authorization` it received, in a header.
+    #[derive(Clone)]
+    struct Echo;
+    impl Service<Request<()>> for Echo {
+        type Response = Response<String>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<String>, Infallible>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: Request<()>) -> Self::Future {
+            let got = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            std::future::ready(Ok(Response::new(got)))
+        }
+    }
+
+    fn req() -> Request<()> {
+        Request::builder().uri("/a.B/C").body(()).unwrap()
+    }
+
+    fn target() -> Uri {
+        "https://svc.example".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn static_credentials_are_attached_in_call_without_a_boxed_future() {
+        let mut svc = CredentialsLayer::new(BearerToken::new("t1"), target()).layer(Echo);
+        let fut = svc.call(req());
+        assert_eq!(format!("{fut:?}"), "ResponseFuture::Called");
+        assert_eq!(fut.await.unwrap().into_body(), "Bearer t1");
+        // A composite of static parts too.
+        let both = Composite::new().with(BearerToken::new("t2"));
+        let mut svc = CredentialsLayer::new(both, target()).layer(Echo);
+        let fut = svc.call(req());
+        assert_eq!(format!("{fut:?}"), "ResponseFuture::Called");
+        assert_eq!(fut.await.unwrap().into_body(), "Bearer t2");
+    }
+
+    #[tokio::test]
+    async fn static_credentials_on_plaintext_are_refused_in_call() {
+        let plain: Uri = "http://svc.example".parse().unwrap();
+        let mut svc = CredentialsLayer::new(BearerToken::new("t1"), plain).layer(Echo);
+        let fut = svc.call(req());
+        assert_eq!(format!("{fut:?}"), "ResponseFuture::Refused");
+        let res = fut.await.unwrap();
+        assert_eq!(res.body(), "", "nothing sent");
+        assert_eq!(res.headers()["grpc-status"], "16");
+    }
+
+    struct Fixed;
+    impl crate::credentials::TokenSource for Fixed {
+        async fn fetch(&self) -> Result<crate::credentials::Token, crate::credentials::TokenError> {
+            Ok(crate::credentials::Token::new("t3", None))
+        }
+    }
+
+    #[tokio::test]
+    async fn asynchronous_credentials_are_awaited() {
+        let mut svc =
+            CredentialsLayer::new(TokenSourceCredentials::new(Fixed), target()).layer(Echo);
+        let fut = svc.call(req());
+        assert_eq!(format!("{fut:?}"), "ResponseFuture::Awaiting");
+        assert_eq!(fut.await.unwrap().into_body(), "Bearer t3");
+    }
 }

@@ -45,12 +45,11 @@ mod static_entry;
 mod status;
 mod token_source;
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 
 use http::HeaderMap;
-use tonic::{Code, Status};
+use tonic::Status;
 
 pub use api_key::ApiKeyCredentials;
 pub use basic::BasicCredentials;
@@ -62,7 +61,7 @@ pub(crate) use context::origin;
 pub use hmac::{DEFAULT_NONCE_HEADER, HmacSigner};
 pub use interceptor::CredentialsInterceptor;
 pub use jwt_access::JwtAccessCredentials;
-pub use layer::{CredentialsLayer, CredentialsService, PerCallCredentials};
+pub use layer::{CredentialsLayer, CredentialsService, PerCallCredentials, ResponseFuture};
 pub use login::BasicLogin;
 pub use outcome::CallOutcome;
 pub(crate) use static_entry::StaticEntry;
@@ -101,6 +100,13 @@ pub trait CallCredentials: Send + Sync + 'static {
         let _ = outcome;
     }
 
+    /// This credential as [`StaticCallCredentials`] when it answers without waiting
+    /// (default: `None`). [`CredentialsLayer`] then attaches it inside `call`: no boxed
+    /// future, no clone, as a tonic interceptor would.
+    fn as_static(&self) -> Option<&dyn StaticCallCredentials> {
+        None
+    }
+
     /// Erases the type.
     fn boxed(self) -> BoxCallCredentials
     where
@@ -110,8 +116,10 @@ pub trait CallCredentials: Send + Sync + 'static {
     }
 }
 
-/// Credentials that answer without waiting: usable in a tonic [`Interceptor`](tonic::service::Interceptor).
-pub trait StaticCallCredentials: CallCredentials {
+/// Credentials that answer without waiting: usable in a tonic
+/// [`Interceptor`](tonic::service::Interceptor), and attached by [`CredentialsLayer`]
+/// without a boxed future (through [`CallCredentials::as_static`]).
+pub trait StaticCallCredentials: Send + Sync + 'static {
     /// Adds this credential's entries to `metadata` now.
     fn apply_now(&self, metadata: &mut HeaderMap) -> Result<(), Status>;
 }
@@ -120,6 +128,8 @@ pub trait StaticCallCredentials: CallCredentials {
 mod tests {
     use super::*;
     use http::Uri;
+    use std::borrow::Cow;
+    use tonic::Code;
 
     #[test]
     fn origin_drops_443_for_https_only() {
