@@ -46,7 +46,7 @@ impl<C: CallCredentials> DynCallCredentials for C {
     }
 }
 
-/// A type-erased, cheaply cloned [`CallCredentials`].
+/// A type-erased, cheaply cloned [`CallCredentials`](super::CallCredentials).
 #[derive(Clone)]
 pub struct BoxCallCredentials(pub(super) Arc<dyn DynCallCredentials>);
 

@@ -53,9 +53,9 @@ impl<'a> CallContext<'a> {
         self
     }
 
-    /// Identifies the call: for calls through [`CredentialsLayer`] whose credentials
-    /// observe responses, [`CallCredentials::apply`] and
-    /// [`CallCredentials::on_response`] of one call see the same non-zero id, and no
+    /// Identifies the call: for calls through [`CredentialsLayer`](super::CredentialsLayer) whose credentials
+    /// observe responses, [`CallCredentials::apply`](super::CallCredentials::apply) and
+    /// [`CallCredentials::on_response`](super::CallCredentials::on_response) of one call see the same non-zero id, and no
     /// other call has it. 0 for a context made with [`CallContext::new`].
     pub fn call_id(&self) -> u64 {
         self.call
@@ -73,7 +73,7 @@ impl<'a> CallContext<'a> {
 
     /// The method path, `/package.Service/Method` (what HMAC signs as the request target).
     ///
-    /// Borrowed for calls through [`CredentialsLayer`]; formed from the service URL for a
+    /// Borrowed for calls through [`CredentialsLayer`](super::CredentialsLayer); formed from the service URL for a
     /// context made with [`CallContext::new`].
     pub fn method_path(&self) -> Cow<'a, str> {
         if !self.path.is_empty() {

@@ -8,7 +8,7 @@ use tonic::Code;
 use super::CallContext;
 use crate::secret::RedactedHeaders;
 
-/// A call's outcome, as shown to [`CallCredentials::on_response`]. Its `Debug` shows
+/// A call's outcome, as shown to [`CallCredentials::on_response`](super::CallCredentials::on_response). Its `Debug` shows
 /// metadata keys, never values (they carry credentials: the bearer a login returned).
 #[derive(Clone, Copy)]
 pub struct CallOutcome<'a> {
