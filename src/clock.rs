@@ -17,6 +17,14 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
             .map(|d| d.as_secs())
             .unwrap_or(0)
     }
+
+    /// Time that only moves forward, whatever the wall clock does (NTP steps, a resumed
+    /// VM): how long the replay cache is sure an entry has lived. Default: the time since
+    /// the process first asked, from [`std::time::Instant`].
+    fn monotonic(&self) -> Duration {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
 }
 
 /// The system's wall clock.
@@ -38,13 +46,19 @@ impl Clock for SystemClock {
 /// clock.advance(Duration::from_secs(5));
 /// assert_eq!(clock.unix_seconds(), 1_005);
 /// ```
+///
+/// Its monotonic time moves with [`advance`](Self::advance) only: [`set_unix`](Self::set_unix)
+/// steps the wall clock as NTP would.
 #[derive(Debug, Clone, Default)]
-pub struct ManualClock(Arc<AtomicU64>);
+pub struct ManualClock(Arc<AtomicU64>, Arc<AtomicU64>);
 
 impl ManualClock {
     /// A clock set to `secs` seconds after the Unix epoch.
     pub fn at_unix(secs: u64) -> Self {
-        Self(Arc::new(AtomicU64::new(secs.saturating_mul(1_000_000))))
+        Self(
+            Arc::new(AtomicU64::new(secs.saturating_mul(1_000_000))),
+            Arc::default(),
+        )
     }
 
     /// A clock set to the system's current time.
@@ -53,17 +67,17 @@ impl ManualClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
-        Self(Arc::new(AtomicU64::new(micros)))
+        Self(Arc::new(AtomicU64::new(micros)), Arc::default())
     }
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         let micros = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
-        let _ = self
-            .0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+        for t in [&self.0, &self.1] {
+            let _ = t.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
                 Some(t.saturating_add(micros))
             });
+        }
     }
 
     /// Sets the clock to `secs` seconds after the Unix epoch.
@@ -79,6 +93,10 @@ impl Clock for ManualClock {
             UNIX_EPOCH,
             Duration::from_micros(self.0.load(Ordering::SeqCst)),
         )
+    }
+
+    fn monotonic(&self) -> Duration {
+        Duration::from_micros(self.1.load(Ordering::SeqCst))
     }
 }
 

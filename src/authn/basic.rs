@@ -255,17 +255,24 @@ impl BasicAuthenticator {
         password: Zeroizing<String>,
     ) -> Result<bool, AuthError> {
         let busy = || AuthError::unavailable("too many password checks in progress; retry later");
-        let Ok(waiting) = self.hashing.queued.try_acquire() else {
-            return Err(busy());
+        // A free slot is taken at once; otherwise wait in the bounded queue.
+        let running = match self.hashing.running.clone().try_acquire_owned() {
+            Ok(running) => running,
+            Err(_) => {
+                let Ok(waiting) = self.hashing.queued.try_acquire() else {
+                    return Err(busy());
+                };
+                let running = self
+                    .hashing
+                    .running
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| busy())?;
+                drop(waiting);
+                running
+            }
         };
-        let running = self
-            .hashing
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| busy())?;
-        drop(waiting);
         let check = move || {
             let _running = running; // held until argon2 returns, cancelled or not
             PasswordHash::new(&phc)
@@ -402,20 +409,29 @@ impl Authenticator for BasicAuthenticator {
         };
         let peer = req.remote_addr().map(|a| a.ip());
         if let Some(limits) = &self.limits {
-            limits.check(&name, peer, self.clock.unix_seconds())?;
+            limits.attempt(&name, peer, self.clock.unix_seconds())?;
         }
-        if self.check_password(user, password, cache_key).await?
-            && let Some(user) = user
-        {
-            if let Some(limits) = &self.limits {
-                limits.succeeded(&name);
+        let checked = self.check_password(user, password, cache_key).await;
+        match (checked, &self.limits) {
+            (Ok(true), limits) => {
+                if let Some(limits) = limits {
+                    limits.succeeded(&name, peer);
+                }
+                // `check_password` is true only for a known user.
+                if let Some(user) = user {
+                    return Ok(Some(accepted(user.principal.clone())));
+                }
+                Err(bad_credentials())
             }
-            return Ok(Some(accepted(user.principal.clone())));
+            // The attempt stays counted as a failure.
+            (Ok(false), _) => Err(bad_credentials()),
+            // Not checked (busy): the attempt is given back.
+            (Err(e), Some(limits)) => {
+                limits.refund(&name, peer);
+                Err(e)
+            }
+            (Err(e), None) => Err(e),
         }
-        if let Some(limits) = &self.limits {
-            limits.failed(&name, peer, self.clock.unix_seconds());
-        }
-        Err(bad_credentials())
     }
 }
 

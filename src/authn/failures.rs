@@ -105,10 +105,16 @@ fn user_key(user: &str) -> Key {
     key(b'u', user.as_bytes())
 }
 
+/// An IPv4 address, or an IPv6 /64: one host is routinely given a whole /64, so its
+/// addresses count as one peer.
 fn peer_key(peer: IpAddr) -> Key {
     match peer.to_canonical() {
         IpAddr::V4(ip) => key(b'4', &ip.octets()),
-        IpAddr::V6(ip) => key(b'6', &ip.octets()),
+        IpAddr::V6(ip) => {
+            let [a, b, c, d, ..] = ip.segments();
+            let prefix: Vec<u8> = [a, b, c, d].iter().flat_map(|s| s.to_be_bytes()).collect();
+            key(b'6', &prefix)
+        }
     }
 }
 
@@ -132,9 +138,13 @@ impl FailureLimiter {
         ]
     }
 
-    /// Refuses a login by `user` from `peer` that is over a limit, or that cannot be
-    /// counted because the table is full of live entries.
-    pub(crate) fn check(
+    /// Counts a login attempt by `user` from `peer` before its password is checked,
+    /// under one lock, so concurrent guesses cannot all pass before the first failure
+    /// is counted. Refuses an attempt over a limit, or one that cannot be counted
+    /// because the table is full of live entries. The attempt stays counted as a
+    /// failure unless [`succeeded`](Self::succeeded) or [`refund`](Self::refund) says
+    /// otherwise.
+    pub(crate) fn attempt(
         &self,
         user: &str,
         peer: Option<IpAddr>,
@@ -143,22 +153,22 @@ impl FailureLimiter {
         let window = self.limits.window.as_secs();
         let keys = self.keys(user, peer);
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut untracked = false;
-        for (key, limit) in keys {
+        let mut untracked = 0;
+        for (key, limit) in &keys {
             let Some(key) = key else { continue };
-            match counts.get(&key) {
+            match counts.get(key) {
                 Some(c) if now < c.since.saturating_add(window) => {
-                    if c.failures >= limit {
+                    if c.failures >= *limit {
                         return Err(limited());
                     }
                 }
                 Some(_) => {}
-                None => untracked = true,
+                None => untracked += 1,
             }
         }
-        if untracked && counts.len() >= self.limits.capacity {
+        if untracked > 0 && counts.len().saturating_add(untracked) > self.limits.capacity {
             purge(&mut counts, now, window);
-            if counts.len() >= self.limits.capacity {
+            if counts.len().saturating_add(untracked) > self.limits.capacity {
                 tracing::warn!(
                     capacity = self.limits.capacity,
                     "grpc-auth: failed-login table full of live entries; login refused"
@@ -168,21 +178,7 @@ impl FailureLimiter {
                 ));
             }
         }
-        Ok(())
-    }
-
-    /// Counts a failed login.
-    pub(crate) fn failed(&self, user: &str, peer: Option<IpAddr>, now: u64) {
-        let window = self.limits.window.as_secs();
-        let keys = self.keys(user, peer);
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         for key in keys.into_iter().filter_map(|(k, _)| k) {
-            if !counts.contains_key(&key) && counts.len() >= self.limits.capacity {
-                purge(&mut counts, now, window);
-                if counts.len() >= self.limits.capacity {
-                    continue; // the next check refuses this caller
-                }
-            }
             let c = counts.entry(key).or_insert(Count {
                 since: now,
                 failures: 0,
@@ -195,16 +191,28 @@ impl FailureLimiter {
             }
             c.failures = c.failures.saturating_add(1);
         }
+        Ok(())
     }
 
-    /// A successful login clears the user's count (not the peer's).
-    pub(crate) fn succeeded(&self, user: &str) {
-        if self.limits.per_user == 0 {
-            return;
-        }
-        let key = user_key(user);
+    /// The attempt succeeded: the user's count is cleared, the peer's attempt given back.
+    pub(crate) fn succeeded(&self, user: &str, peer: Option<IpAddr>) {
+        let [(user_key, _), (peer_key, _)] = self.keys(user, peer);
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        counts.remove(&key);
+        if let Some(key) = user_key {
+            counts.remove(&key);
+        }
+        if let Some(key) = peer_key {
+            give_back(&mut counts, &key);
+        }
+    }
+
+    /// The password was never checked (the server was busy): the attempt is given back.
+    pub(crate) fn refund(&self, user: &str, peer: Option<IpAddr>) {
+        let keys = self.keys(user, peer);
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys.into_iter().filter_map(|(k, _)| k) {
+            give_back(&mut counts, &key);
+        }
     }
 
     #[cfg(test)]
@@ -213,6 +221,16 @@ impl FailureLimiter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+/// One attempt less for `key`; the entry goes when none is left.
+fn give_back(counts: &mut HashMap<Key, Count>, key: &Key) {
+    if let Some(c) = counts.get_mut(key) {
+        c.failures = c.failures.saturating_sub(1);
+        if c.failures == 0 {
+            counts.remove(key);
+        }
     }
 }
 
@@ -250,40 +268,57 @@ mod tests {
     fn a_user_is_limited_after_its_failures_until_the_window_ends() {
         let l = limiter(3, 0);
         for _ in 0..3 {
-            assert!(l.check("ada", PEER, NOW).is_ok());
-            l.failed("ada", PEER, NOW);
+            l.attempt("ada", PEER, NOW).unwrap();
         }
-        assert_eq!(l.check("ada", PEER, NOW), Err(limited()));
+        assert_eq!(l.attempt("ada", PEER, NOW), Err(limited()));
         assert_eq!(limited().code(), tonic::Code::ResourceExhausted);
         assert!(
-            l.check("bob", PEER, NOW).is_ok(),
+            l.attempt("bob", PEER, NOW).is_ok(),
             "other users are not limited"
         );
-        assert_eq!(l.check("ada", PEER, NOW + 59), Err(limited()));
-        assert!(l.check("ada", PEER, NOW + 60).is_ok(), "a new window");
+        assert_eq!(l.attempt("ada", PEER, NOW + 59), Err(limited()));
+        assert!(l.attempt("ada", PEER, NOW + 60).is_ok(), "a new window");
     }
 
     #[test]
     fn a_peer_is_limited_across_user_names() {
         let l = limiter(0, 3);
         for i in 0..3 {
-            l.failed(&format!("user-{i}"), PEER, NOW);
+            l.attempt(&format!("user-{i}"), PEER, NOW).unwrap();
         }
-        assert_eq!(l.check("someone-else", PEER, NOW), Err(limited()));
+        assert_eq!(l.attempt("someone-else", PEER, NOW), Err(limited()));
         let other = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
-        assert!(l.check("someone-else", other, NOW).is_ok());
-        assert!(l.check("someone-else", None, NOW).is_ok(), "no peer known");
+        assert!(l.attempt("someone-else", other, NOW).is_ok());
+        assert!(
+            l.attempt("someone-else", None, NOW).is_ok(),
+            "no peer known"
+        );
     }
 
     #[test]
-    fn success_clears_the_user_count_not_the_peer_count() {
+    fn an_ipv6_64_is_one_peer() {
+        let l = limiter(0, 2);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        l.attempt("u1", Some(a), NOW).unwrap();
+        l.attempt("u2", Some(b), NOW).unwrap();
+        assert_eq!(l.attempt("u3", Some(a), NOW), Err(limited()));
+        assert!(l.attempt("u3", Some(c), NOW).is_ok(), "another /64");
+    }
+
+    #[test]
+    fn success_clears_the_user_and_gives_the_peer_attempt_back() {
         let l = limiter(2, 3);
-        l.failed("ada", PEER, NOW);
-        l.succeeded("ada");
-        l.failed("ada", PEER, NOW);
-        assert!(l.check("ada", PEER, NOW).is_ok());
-        l.failed("ada", PEER, NOW);
-        assert_eq!(l.check("bob", PEER, NOW), Err(limited()), "peer at 3");
+        l.attempt("ada", PEER, NOW).unwrap();
+        l.succeeded("ada", PEER);
+        l.attempt("ada", PEER, NOW).unwrap(); // a failure
+        l.attempt("ada", PEER, NOW).unwrap(); // a failure
+        assert_eq!(l.attempt("ada", PEER, NOW), Err(limited()), "user at 2");
+        l.attempt("bob", PEER, NOW).unwrap(); // the peer's third
+        assert_eq!(l.attempt("carol", PEER, NOW), Err(limited()), "peer at 3");
+        l.refund("bob", PEER);
+        assert!(l.attempt("carol", PEER, NOW).is_ok(), "a refunded attempt");
     }
 
     #[test]
@@ -295,20 +330,20 @@ mod tests {
                 .capacity(4)
                 .window(Duration::from_secs(60)),
         );
-        l.failed("ada", None, NOW);
-        l.failed("ada", None, NOW);
-        for i in 0..10 {
-            l.failed(&format!("u{i}"), None, NOW);
+        l.attempt("ada", None, NOW).unwrap();
+        l.attempt("ada", None, NOW).unwrap();
+        for i in 0..3 {
+            l.attempt(&format!("u{i}"), None, NOW).unwrap();
         }
         assert_eq!(l.len(), 4);
         assert_eq!(
-            l.check("ada", None, NOW + 1),
+            l.attempt("ada", None, NOW + 1),
             Err(limited()),
             "still counted"
         );
-        let e = l.check("newcomer", None, NOW + 1).unwrap_err();
+        let e = l.attempt("newcomer", None, NOW + 1).unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unavailable);
         // Once the window ends, the table frees up.
-        assert!(l.check("newcomer", None, NOW + 61).is_ok());
+        assert!(l.attempt("newcomer", None, NOW + 61).is_ok());
     }
 }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use http::{Request, Response, Uri};
 use pin_project_lite::pin_project;
@@ -197,11 +197,19 @@ where
     type Output = Result<R, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
+        let mut state = self.project().state;
+        match state.as_mut().project() {
             StateProj::Called { future } => future.poll(cx),
             // Polled again after completion: an empty response, never a panic.
-            StateProj::Refused { response } => Poll::Ready(Ok(response.take().unwrap_or_default())),
-            StateProj::Awaiting { future } => future.as_mut().poll(cx),
+            StateProj::Refused { response } => {
+                Poll::Ready(Ok(response.take().unwrap_or_default()))
+            }
+            StateProj::Awaiting { future } => {
+                let out = ready!(future.as_mut().poll(cx));
+                // The boxed future must not be polled again once it completed.
+                state.set(State::Refused { response: None });
+                Poll::Ready(out)
+            }
         }
     }
 }

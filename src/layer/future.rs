@@ -87,7 +87,11 @@ where
                             let future = inner.call(req);
                             this.state.set(State::Calling { future, headers });
                         }
-                        Err(status) => return Poll::Ready(Ok(status.into_http())),
+                        Err(status) => {
+                            // Polled again after this: an empty response, never a panic.
+                            this.state.set(State::Rejected { response: None });
+                            return Poll::Ready(Ok(status.into_http()));
+                        }
                     }
                 }
                 StateProj::Calling { future, headers } => {

@@ -288,12 +288,16 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
             return Err(HmacError::BadSignature);
         }
         if let Some(replay) = &self.replay {
-            // Remembered while the date can pass the skew check: until date + skew.
-            let expires_at = match self.max_skew {
-                Some(skew) => unix_seconds(date).saturating_add(skew.as_secs()),
-                None => u64::MAX,
-            };
-            match replay.first_use(params.key_id, &mac, expires_at, self.clock.unix_seconds()) {
+            // Keyed by the MAC alone: `keyId` is not signed, so a respelled id (a store
+            // that looks ids up ignoring case) must not make a replay look new.
+            let verdict = replay.first_use(
+                &mac,
+                unix_seconds(date),
+                self.max_skew.map(|s| s.as_secs()),
+                self.clock.unix_seconds(),
+                self.clock.monotonic().as_secs(),
+            );
+            match verdict {
                 FirstUse::Yes => {}
                 FirstUse::Replay => return Err(HmacError::Replay),
                 FirstUse::Full => {

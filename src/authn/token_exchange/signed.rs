@@ -334,6 +334,10 @@ impl Clock for ArcClock {
     fn now(&self) -> std::time::SystemTime {
         self.0.now()
     }
+
+    fn monotonic(&self) -> Duration {
+        self.0.monotonic()
+    }
 }
 
 impl TokenIssuer for SignedTokens {
