@@ -148,7 +148,9 @@ async fn refusals_are_exact() {
         )),
         "a bearer that is not ours is not ours to judge"
     );
-    assert_eq!(s.server.logins.load(Ordering::SeqCst), 1);
+    // The Handshake login, and the Basic sent on DoAction: judged (a wrong password
+    // must never ride along another credential), then refused as not a login here.
+    assert_eq!(s.server.logins.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

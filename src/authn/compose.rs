@@ -1,5 +1,6 @@
 //! [`AnyOf`] and [`AllOf`]: composing authenticators.
 
+use super::request::Reads;
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::AuthError;
 
@@ -27,9 +28,17 @@ impl<A, B> AnyOf<A, B> {
 
 impl<A: Authenticator, B: Authenticator> Authenticator for AnyOf<A, B> {
     async fn authenticate(&self, req: &AuthRequest<'_>) -> AuthResult {
-        let Some(mut found) = self.first.authenticate(req).await? else {
+        let reads = Reads::new(req.reads());
+        let first = self.first.authenticate(&req.recording(&reads)).await?;
+        let Some(mut found) = first else {
             return self.second.authenticate(req).await;
         };
+        if found.credentials().is_empty() {
+            // A scheme that names no credential judged what it read.
+            for name in reads.taken() {
+                found = found.with_credential(name);
+            }
+        }
         let also = {
             let claimed = req.claim(found.credentials());
             self.second.authenticate(&req.claiming(&claimed)).await?

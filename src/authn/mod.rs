@@ -31,7 +31,7 @@ mod compose;
 mod failures;
 pub mod hmac;
 pub mod jwt;
-mod request;
+pub(crate) mod request;
 pub mod token_exchange;
 mod verified;
 

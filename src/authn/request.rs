@@ -33,6 +33,61 @@ pub struct AuthRequest<'a> {
     extensions: Option<&'a Extensions>,
     max_value_len: usize,
     claimed: Option<&'a Claimed<'a>>,
+    reads: Option<&'a Reads<'a>>,
+}
+
+/// The metadata keys a scheme read through [`AuthRequest::single_value`] (and so
+/// [`AuthRequest::authorization`]): what a scheme that names no credential is taken to
+/// have judged. Holds a few keys inline; past that it gives up (claims nothing).
+pub(crate) struct Reads<'a> {
+    names: std::sync::Mutex<ReadNames>,
+    outer: Option<&'a Reads<'a>>,
+}
+
+#[derive(Default)]
+struct ReadNames {
+    names: [Option<HeaderName>; 4],
+    overflow: bool,
+}
+
+impl<'a> Reads<'a> {
+    /// A recorder; what it notes is noted by `outer` too (nested any-ofs).
+    pub(crate) fn new(outer: Option<&'a Reads<'a>>) -> Self {
+        Self {
+            names: std::sync::Mutex::default(),
+            outer,
+        }
+    }
+
+    fn note(&self, name: &HeaderName) {
+        let mut link = Some(self);
+        while let Some(r) = link {
+            let mut n = r
+                .names
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !n.names.iter().flatten().any(|x| x == name) {
+                match n.names.iter_mut().find(|x| x.is_none()) {
+                    Some(slot) => *slot = Some(name.clone()),
+                    None => n.overflow = true,
+                }
+            }
+            drop(n);
+            link = r.outer;
+        }
+    }
+
+    /// The keys read, unless there were too many to hold.
+    pub(crate) fn taken(self) -> Vec<HeaderName> {
+        let n = self
+            .names
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if n.overflow {
+            return Vec::new();
+        }
+        n.names.into_iter().flatten().collect()
+    }
 }
 
 /// Metadata entries an earlier scheme of an any-of already accepted: the schemes after
@@ -52,6 +107,7 @@ impl<'a> AuthRequest<'a> {
             extensions: None,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
             claimed: None,
+            reads: None,
         }
     }
 
@@ -77,6 +133,22 @@ impl<'a> AuthRequest<'a> {
             claimed: Some(claimed),
             ..*self
         }
+    }
+
+    /// This request, noting the keys read into `reads`.
+    pub(crate) fn recording<'b>(&self, reads: &'b Reads<'b>) -> AuthRequest<'b>
+    where
+        'a: 'b,
+    {
+        AuthRequest {
+            reads: Some(reads),
+            ..*self
+        }
+    }
+
+    /// The recorder this request notes reads into, if any.
+    pub(crate) fn reads(&self) -> Option<&'a Reads<'a>> {
+        self.reads
     }
 
     /// A link for [`claiming`](Self::claiming): `names` on top of what is already claimed.
@@ -134,6 +206,9 @@ impl<'a> AuthRequest<'a> {
     pub fn single_value(&self, name: &HeaderName) -> Result<Option<&'a str>, AuthError> {
         if self.claimed.is_some() && self.is_claimed(name) {
             return Ok(None);
+        }
+        if let Some(reads) = self.reads {
+            reads.note(name);
         }
         single_entry(self.headers, name, self.max_value_len).map_err(|e| {
             AuthError::unauthenticated(match e {

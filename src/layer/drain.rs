@@ -6,12 +6,14 @@
 //! (h2 0.4.20): a stream of rejected calls ends in `GOAWAY ENHANCE_YOUR_CALM` and kills
 //! every call on the connection. Reading the rest of the body instead lets h2 account
 //! for it normally. The reading is bounded: at most [`MAX_BYTES`] per request, for at
-//! most [`MAX_TIME`], and at most [`MAX_TASKS`] at once (past that, the body is dropped
-//! as before).
+//! most [`MAX_TIME`], at most [`MAX_TASKS`] at once and [`MAX_TASKS_PER_PEER`] for one
+//! peer (past that, the body is dropped as before).
 
+use std::collections::HashMap;
 use std::future::poll_fn;
+use std::net::IpAddr;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Buf;
@@ -24,31 +26,70 @@ pub(crate) const MAX_TIME: Duration = Duration::from_secs(2);
 /// Rejected bodies read at once, process-wide.
 pub(crate) const MAX_TASKS: usize = 1024;
 
-static TASKS: AtomicUsize = AtomicUsize::new(0);
+/// Rejected bodies read at once for one peer (an IPv4 address or an IPv6 /64), so one
+/// client cannot take every slot.
+pub(crate) const MAX_TASKS_PER_PEER: usize = 64;
 
-/// One slot of [`MAX_TASKS`], released on drop.
-struct Slot;
+/// Bodies being read: in all, and per peer.
+static TASKS: Mutex<Option<Tasks>> = Mutex::new(None);
+
+#[derive(Default)]
+struct Tasks {
+    total: usize,
+    per_peer: HashMap<u128, usize>,
+}
+
+/// One slot, released on drop.
+struct Slot(Option<u128>);
 
 impl Slot {
-    fn take() -> Option<Self> {
-        TASKS
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_TASKS).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Slot)
+    fn take(peer: Option<IpAddr>) -> Option<Self> {
+        let peer = peer.map(peer_key);
+        let mut tasks = TASKS.lock().unwrap_or_else(PoisonError::into_inner);
+        let tasks = tasks.get_or_insert_with(Tasks::default);
+        if tasks.total >= MAX_TASKS {
+            return None;
+        }
+        if let Some(peer) = peer {
+            let n = tasks.per_peer.entry(peer).or_default();
+            if *n >= MAX_TASKS_PER_PEER {
+                return None;
+            }
+            *n += 1;
+        }
+        tasks.total += 1;
+        Some(Slot(peer))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        TASKS.fetch_sub(1, Ordering::AcqRel);
+        let mut tasks = TASKS.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(tasks) = tasks.as_mut() else { return };
+        tasks.total = tasks.total.saturating_sub(1);
+        if let Some(peer) = self.0
+            && let Some(n) = tasks.per_peer.get_mut(&peer)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                tasks.per_peer.remove(&peer);
+            }
+        }
     }
 }
 
-/// Reads and discards the rest of `body` on the runtime, within the bounds; drops it
-/// at once outside a tokio runtime or when [`MAX_TASKS`] bodies are being read.
-pub(crate) fn drain<B>(body: B)
+/// An IPv4 address, or an IPv6 /64 (one host is routinely given a whole /64).
+fn peer_key(peer: IpAddr) -> u128 {
+    match peer.to_canonical() {
+        IpAddr::V4(ip) => u128::from(u32::from(ip)),
+        IpAddr::V6(ip) => (u128::from(ip) >> 64) | (1 << 127),
+    }
+}
+
+/// Reads and discards the rest of `body`, sent by `peer`, on the runtime, within the
+/// bounds; drops it at once outside a tokio runtime or when the slots (in all, or the
+/// peer's) are taken.
+pub(crate) fn drain<B>(body: B, peer: Option<IpAddr>)
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -59,7 +100,7 @@ where
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let Some(slot) = Slot::take() else {
+    let Some(slot) = Slot::take(peer) else {
         return;
     };
     runtime.spawn(async move {
@@ -125,11 +166,24 @@ mod tests {
     }
 
     #[test]
-    fn slots_are_bounded_and_released() {
-        let held: Vec<Slot> = std::iter::from_fn(Slot::take).take(MAX_TASKS + 5).collect();
-        assert!(held.len() <= MAX_TASKS);
-        assert!(Slot::take().is_none());
+    fn slots_are_bounded_per_peer_and_in_all_and_released() {
+        let a: IpAddr = "198.51.100.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let b2: IpAddr = "2001:db8::ffff".parse().unwrap();
+        let held: Vec<Slot> = std::iter::from_fn(|| Slot::take(Some(a)))
+            .take(MAX_TASKS)
+            .collect();
+        assert_eq!(held.len(), MAX_TASKS_PER_PEER);
+        assert!(Slot::take(Some(b)).is_some(), "another peer still gets one");
+        let v6: Vec<Slot> = std::iter::from_fn(|| Slot::take(Some(b2)))
+            .take(MAX_TASKS)
+            .collect();
+        assert_eq!(v6.len(), MAX_TASKS_PER_PEER, "b and b2 are one /64");
         drop(held);
-        assert!(Slot::take().is_some());
+        assert!(Slot::take(Some(a)).is_some());
+        let anonymous: Vec<Slot> = std::iter::from_fn(|| Slot::take(None))
+            .take(MAX_TASKS + 5)
+            .collect();
+        assert!(anonymous.len() <= MAX_TASKS);
     }
 }

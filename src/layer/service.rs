@@ -11,7 +11,8 @@ use tower_service::Service;
 use super::Config;
 use super::drain::drain;
 use super::future::ResponseFuture;
-use crate::authn::{AuthRequest, Authenticator};
+use crate::authn::request::Reads;
+use crate::authn::{AuthRequest, Authenticated, Authenticator};
 use crate::{AuthError, Rule};
 
 /// The middleware [`AuthLayer`](super::AuthLayer) produces. See the [module docs](super).
@@ -60,7 +61,8 @@ where
         if matches!(**rule, Rule::Deny) {
             let e = AuthError::permission_denied("method is not allowed");
             let status = rejected(req.uri().path(), &e);
-            drain(req.into_body());
+            let peer = remote_ip(req.extensions());
+            drain(req.into_body(), peer);
             return ResponseFuture::rejected(status.into_http());
         }
         let rule = rule.clone();
@@ -93,7 +95,14 @@ where
     let ctx = AuthRequest::new(req.uri().path(), req.headers())
         .with_extensions(req.extensions())
         .with_max_value_len(max_value_len);
-    let outcome = match authenticator.authenticate(&ctx).await {
+    let reads = Reads::new(None);
+    let outcome = match authenticator.authenticate(&ctx.recording(&reads)).await {
+        // Every credential must be judged: an `authorization` entry no accepting scheme
+        // took (an unknown scheme, or one only a scheme that did not accept read) is
+        // refused, even beside a valid credential of another scheme.
+        Ok(Some(found)) if !judged_authorization(&found, reads, req.headers()) => Err(
+            AuthError::unauthenticated("unsupported authorization scheme"),
+        ),
         Ok(Some(found)) => rule.check(&found.principal).map(|()| found),
         Ok(None) if req.headers().contains_key(AUTHORIZATION) => Err(AuthError::unauthenticated(
             "unsupported authorization scheme",
@@ -115,10 +124,31 @@ where
         }
         Err(e) => {
             let status = rejected(method, &e);
-            drain(req.into_body());
+            let peer = remote_ip(req.extensions());
+            drain(req.into_body(), peer);
             Err(status)
         }
     }
+}
+
+/// The caller's IP address from tonic's connection info.
+fn remote_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<tonic::transport::server::TcpConnectInfo>()?
+        .remote_addr()
+        .map(|a| a.ip())
+}
+
+/// Whether the accepted outcome judged the request's `authorization` entry, if it has
+/// one: the accepting schemes named it, or (naming nothing) read it.
+fn judged_authorization(found: &Authenticated, reads: Reads<'_>, headers: &HeaderMap) -> bool {
+    if !headers.contains_key(AUTHORIZATION) {
+        return true;
+    }
+    if found.credentials().is_empty() {
+        return reads.taken().contains(&AUTHORIZATION);
+    }
+    found.credentials().contains(&AUTHORIZATION)
 }
 
 /// Logs a rejection (method, code, reason; `warn` when the check could not be made)

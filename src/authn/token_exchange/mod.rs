@@ -126,6 +126,9 @@ impl<L: Authenticator, T: TokenIssuer> Authenticator for TokenExchange<L, T> {
             ));
         }
         if !self.is_login_method(req.method()) {
+            // Not a login here, but a credential the login scheme owns is still judged:
+            // a wrong password never rides along another scheme's valid credential.
+            self.login.authenticate(req).await?;
             return Ok(None);
         }
         let Some(found) = self.login.authenticate(req).await? else {
