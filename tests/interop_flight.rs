@@ -120,7 +120,8 @@ async fn pyarrow_authenticate_basic_token_against_token_exchange() {
         expected.keys().collect::<Vec<_>>(),
         "the script ran other cases than expected\nstdout:\n{stdout}"
     );
-    // One login for the good password, one for the wrong one; the DoAction with Basic
-    // is not a login (Basic is accepted only on Handshake).
-    assert_eq!(server.logins.load(Ordering::SeqCst), 2);
+    // One login for the good password, one for the wrong one, and the DoAction with
+    // Basic: its credential is judged (a wrong password must never ride along another
+    // credential) and then refused, as Basic is a login only on Handshake.
+    assert_eq!(server.logins.load(Ordering::SeqCst), 3);
 }
