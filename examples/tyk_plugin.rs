@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use grpc_auth::authn::hmac::{DEFAULT_MAX_SKEW, DEFAULT_REPLAY_CACHE_SIZE};
 use grpc_auth::clock::SystemClock;
 use tyk::{PluginConfig, TykPlugin};
 
@@ -57,11 +56,11 @@ struct Cli {
     hmac_key: Vec<(String, String)>,
 
     /// Allowed distance of a request's `Date` from the clock; 0 accepts any date
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_SKEW.as_secs())]
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     max_skew: u64,
 
     /// Accepted signatures remembered against replay; 0 turns replay protection off
-    #[arg(long, value_name = "ENTRIES", default_value_t = DEFAULT_REPLAY_CACHE_SIZE)]
+    #[arg(long, value_name = "ENTRIES", default_value_t = 65_536)]
     replay_cache: usize,
 }
 

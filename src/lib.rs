@@ -71,3 +71,6 @@ pub use layer::AuthLayer;
 pub use policy::{Policy, Rule};
 pub use principal::Principal;
 pub use secret::Secret;
+/// The JSON types [`Principal::claims`] returns (serde_json's), re-exported so reading
+/// claims needs no dependency of your own.
+pub use serde_json;

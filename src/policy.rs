@@ -21,6 +21,7 @@ use crate::{AuthError, Principal};
 
 /// What a method requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Rule {
     /// Anyone; credentials are not read.
     Public,

@@ -17,11 +17,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use grpc_auth::authn::hmac::{HmacError, HmacKeyStore, HmacVerifier, StaticHmacKeys};
-use grpc_auth::authn::jwt::{JwtKey, StaticKeys, install_crypto_provider};
+use grpc_auth::authn::jwt::{JwtKey, StaticKeys};
 use grpc_auth::authn::token_exchange::{SignedTokens, TokenExchange, TokenKeys};
 use grpc_auth::authn::{
-    ApiKeyAuthenticator, AuthRequest, AuthResult, Authenticator, BasicAuthenticator,
-    FailureLimits, JwtAuthenticator, NoAuthenticator,
+    ApiKeyAuthenticator, AuthRequest, AuthResult, Authenticator, BasicAuthenticator, FailureLimits,
+    JwtAuthenticator, NoAuthenticator,
 };
 use grpc_auth::clock::ManualClock;
 use grpc_auth::credentials::{BasicLogin, CredentialsLayer, HmacSigner};
@@ -104,7 +104,7 @@ fn cheap_phc(password: &str) -> String {
 }
 
 fn hs256(claims: &serde_json::Value) -> String {
-    install_crypto_provider();
+    install_jwt_provider();
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
@@ -234,12 +234,9 @@ async fn finding_the_per_peer_failure_limit_counts_an_ipv6_64_as_one_peer() {
 /// the whole window: a legitimate user with the right password is locked out.
 #[tokio::test]
 async fn finding_one_ipv6_64_cannot_fill_the_failure_table_and_lock_out_other_users() {
-    let auth = BasicAuthenticator::new().user("ada", "lovelace").failure_limits(
-        FailureLimits::new()
-            .per_user(10)
-            .per_peer(5)
-            .capacity(20),
-    );
+    let auth = BasicAuthenticator::new()
+        .user("ada", "lovelace")
+        .failure_limits(FailureLimits::new().per_user(10).per_peer(5).capacity(20));
     for i in 0..30u16 {
         let peer: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap();
         let user = format!("u{i}");
@@ -274,8 +271,7 @@ async fn finding_max_concurrent_hashes_without_a_queue_still_checks_a_password()
 async fn finding_a_signature_used_on_a_strict_clone_is_not_replayable_on_a_lax_clone() {
     let clock = ManualClock::at_unix(NOW);
     let signer = HmacSigner::new("svc-a", "s3cret").clock(clock.clone());
-    let base =
-        HmacVerifier::new(StaticHmacKeys::new().key("svc-a", "s3cret")).clock(clock.clone());
+    let base = HmacVerifier::new(StaticHmacKeys::new().key("svc-a", "s3cret")).clock(clock.clone());
     let strict = base.clone().max_skew(Duration::from_secs(10));
     let lax = base.clone();
     let h = hmac_headers(&signer);
@@ -431,7 +427,10 @@ async fn finding_a_rejected_response_future_polled_again_does_not_panic() {
 /// and records that it was read to the end.
 enum TestBody {
     Stalled,
-    Victim { sent: bool, read_to_end: Arc<AtomicBool> },
+    Victim {
+        sent: bool,
+        read_to_end: Arc<AtomicBool>,
+    },
 }
 
 impl http_body::Body for TestBody {
@@ -475,17 +474,18 @@ async fn finding_one_peer_cannot_take_every_rejected_body_drain_slot() {
         *req.extensions_mut() = from_peer(peer);
         req
     };
-    let victim_body_is_drained = |svc: grpc_auth::layer::AuthService<Inner, ApiKeyAuthenticator>| async move {
-        let read_to_end = Arc::new(AtomicBool::new(false));
-        let body = TestBody::Victim {
-            sent: false,
-            read_to_end: read_to_end.clone(),
+    let victim_body_is_drained =
+        |svc: grpc_auth::layer::AuthService<Inner, ApiKeyAuthenticator>| async move {
+            let read_to_end = Arc::new(AtomicBool::new(false));
+            let body = TestBody::Victim {
+                sent: false,
+                read_to_end: read_to_end.clone(),
+            };
+            let res = svc.oneshot(request(body, victim)).await.unwrap();
+            assert_eq!(grpc_code(&res), Code::Unauthenticated);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            read_to_end.load(Ordering::SeqCst)
         };
-        let res = svc.oneshot(request(body, victim)).await.unwrap();
-        assert_eq!(grpc_code(&res), Code::Unauthenticated);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        read_to_end.load(Ordering::SeqCst)
-    };
     // Control: with the slots free, the victim's rejected body is read to its end.
     assert!(victim_body_is_drained(svc.clone()).await);
     for _ in 0..1_100 {
@@ -528,14 +528,15 @@ async fn withstood_a_bad_api_key_beside_a_valid_bearer_is_refused_in_every_shape
             "jwt|(none|key)",
             jwt_auth().or(NoAuthenticator.or(api_keys())).boxed(),
         ),
-        (
-            "boxed",
-            jwt_auth().boxed().or(api_keys().boxed()).boxed(),
-        ),
+        ("boxed", jwt_auth().boxed().or(api_keys().boxed()).boxed()),
         (
             "(jwt&x-b)|key",
             jwt_auth()
-                .and(ApiKeyAuthenticator::new().header("x-b").key("kb", "b"))
+                .and(
+                    ApiKeyAuthenticator::new()
+                        .header(http::HeaderName::from_static("x-b"))
+                        .key("kb", "b"),
+                )
                 .or(api_keys())
                 .boxed(),
         ),
@@ -576,10 +577,9 @@ async fn withstood_a_bad_api_key_beside_a_valid_bearer_is_refused_in_every_shape
 #[tokio::test]
 async fn withstood_jwt_escaped_duplicate_claims_and_non_canonical_signatures() {
     let auth = jwt_auth();
-    install_crypto_provider();
+    install_jwt_provider();
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload =
-        URL_SAFE_NO_PAD.encode(br#"{"sub":"ada","s\u0075b":"admin","exp":4000000000}"#);
+    let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"ada","s\u0075b":"admin","exp":4000000000}"#);
     let signing_input = format!("{header}.{payload}");
     let sig = jsonwebtoken::crypto::sign(
         signing_input.as_bytes(),
@@ -597,7 +597,11 @@ async fn withstood_jwt_escaped_duplicate_claims_and_non_canonical_signatures() {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let last = sig.as_bytes()[sig.len() - 1];
     let idx = alphabet.iter().position(|c| *c == last).unwrap();
-    assert_eq!(idx & 0b11, 0, "a canonical 32-byte signature leaves 2 bits unused");
+    assert_eq!(
+        idx & 0b11,
+        0,
+        "a canonical 32-byte signature leaves 2 bits unused"
+    );
     let twin_char = alphabet[idx | 0b11] as char;
     let twin = format!("{msg}.{}{twin_char}", &sig[..sig.len() - 1]);
     assert_eq!(
@@ -635,14 +639,20 @@ async fn withstood_hmac_respelled_and_future_dated_replays() {
         "authorization",
         format!("{head}signature=\"{encoded}\"").parse().unwrap(),
     );
-    assert_eq!(v.verify("POST", PATH, &h).await.unwrap_err(), HmacError::Replay);
+    assert_eq!(
+        v.verify("POST", PATH, &h).await.unwrap_err(),
+        HmacError::Replay
+    );
 
     // Dated 299 s ahead, replayed 598 s later (still inside the window): refused.
     let ahead = ManualClock::at_unix(NOW + 299);
     let h = hmac_headers(&HmacSigner::new("svc-a", "s3cret").clock(ahead));
     v.verify("POST", PATH, &h).await.unwrap();
     clock.set_unix(NOW + 598);
-    assert_eq!(v.verify("POST", PATH, &h).await.unwrap_err(), HmacError::Replay);
+    assert_eq!(
+        v.verify("POST", PATH, &h).await.unwrap_err(),
+        HmacError::Replay
+    );
 }
 
 /// Basic: a check whose call is cancelled mid-hash keeps its slot only until argon2
@@ -663,9 +673,10 @@ fn withstood_argon2_slots_survive_cancellation_and_work_outside_a_runtime() {
     rt.block_on(async {
         for _ in 0..5 {
             let a = auth.clone();
-            let t = tokio::spawn(async move {
-                run(&a, &[("authorization", &basic("bob", "wrong"))]).await
-            });
+            let t =
+                tokio::spawn(
+                    async move { run(&a, &[("authorization", &basic("bob", "wrong"))]).await },
+                );
             tokio::time::sleep(Duration::from_millis(2)).await;
             t.abort();
         }
@@ -790,4 +801,10 @@ async fn withstood_basic_login_cancelled_login_releases_waiters_single_flight() 
     }
     assert_eq!(server.logins.load(Ordering::SeqCst), 2);
     assert_eq!(server.max_logins_in_flight.load(Ordering::SeqCst), 1);
+}
+
+/// jsonwebtoken needs its crypto provider before it signs; making an authenticator
+/// installs the one grpc-auth uses.
+fn install_jwt_provider() {
+    let _ = grpc_auth::authn::jwt::JwtAuthenticator::new(grpc_auth::authn::jwt::StaticKeys::new());
 }

@@ -122,7 +122,7 @@ async fn interceptor_attaches_static_credentials() {
     let channel = tls::channel(s.port, &s.ca_pem).await;
     let client = GreeterClient::with_interceptor(
         channel,
-        CredentialsInterceptor::new(ApiKeyCredentials::new("k-123"), &target(s.port)),
+        CredentialsInterceptor::new(ApiKeyCredentials::new("k-123"), target(s.port).clone()),
     );
     assert_eq!(
         say(
@@ -324,7 +324,7 @@ async fn plaintext_is_refused_unless_the_caller_opts_in() {
 
     let intercepted = GreeterClient::with_interceptor(
         channel.clone(),
-        CredentialsInterceptor::new(BearerToken::new(jwt("ada")), &uri),
+        CredentialsInterceptor::new(BearerToken::new(jwt("ada")), uri.clone()),
     );
     assert_eq!(
         say(intercepted, req()).await.unwrap_err().0,
@@ -340,7 +340,7 @@ async fn plaintext_is_refused_unless_the_caller_opts_in() {
     );
     let allowed = GreeterClient::with_interceptor(
         channel,
-        CredentialsInterceptor::new(BearerToken::new(jwt("ada")), &uri).allow_plaintext(),
+        CredentialsInterceptor::new(BearerToken::new(jwt("ada")), uri.clone()).allow_plaintext(),
     );
     assert_eq!(say(allowed, req()).await, ok("ada via jwt"));
 }

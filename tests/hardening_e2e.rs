@@ -317,7 +317,7 @@ fn hand_made_jwt(
     payload: &serde_json::Value,
     pad_payload: bool,
 ) -> String {
-    grpc_auth::authn::jwt::install_crypto_provider();
+    install_jwt_provider();
     let payload = payload.to_string();
     let message = format!(
         "{}.{}",
@@ -562,4 +562,10 @@ async fn exchanged_tokens_are_refused_by_another_service_sharing_the_keys() {
         call(&ch_a, &[("authorization", &issued)]).await,
         hello("ada via token")
     );
+}
+
+/// jsonwebtoken needs its crypto provider before it signs; making an authenticator
+/// installs the one grpc-auth uses.
+fn install_jwt_provider() {
+    let _ = grpc_auth::authn::jwt::JwtAuthenticator::new(grpc_auth::authn::jwt::StaticKeys::new());
 }

@@ -120,7 +120,7 @@ async fn a_replayed_signature_is_refused() {
     // A frozen clock and no nonce: the second call carries the very same signature.
     let signer = HmacSigner::new("svc-a", "s3cret-a")
         .clock(ManualClock::now())
-        .without_nonce();
+        .no_nonce();
     let mut c = client(&s, signer).await;
     assert_eq!(
         hello(&mut c, false).await,
@@ -161,7 +161,7 @@ async fn date_only_signatures_are_refused_by_default_and_other_schemes_still_wor
     let tyk_style = HmacSigner::new("svc-a", "s3cret-a")
         .algorithm(HmacAlgorithm::Sha512)
         .headers(["date"])
-        .without_nonce();
+        .no_nonce();
     let mut c = client(&s, tyk_style).await;
     assert_eq!(
         hello(&mut c, false).await,
@@ -255,7 +255,7 @@ async fn tyk_hmac_sh_signature_made_with_openssl_is_accepted() {
     HmacSigner::new(KEY, "c2VjcmV0")
         .algorithm(HmacAlgorithm::Sha512)
         .headers(["date"])
-        .without_nonce()
+        .no_nonce()
         .clock(clock)
         .sign("/grpc-custom-auth/get", &mut signed)
         .unwrap();

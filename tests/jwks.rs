@@ -134,7 +134,7 @@ async fn discovery_finds_the_jwks_uri() {
     let a = rsa("a");
     let server = JwksServer::start(jwks(&[&a])).await;
     let issuer = server.issuer();
-    let keys = JwksKeys::discover(&issuer)
+    let keys = JwksKeys::builder_for_issuer(&issuer)
         .clock(ManualClock::now())
         .build()
         .unwrap();
@@ -144,7 +144,9 @@ async fn discovery_finds_the_jwks_uri() {
     // Every fetch discovers again; a trailing slash on the issuer is not doubled.
     keys.refresh().await.unwrap();
     assert_eq!((server.discovery_fetches(), server.jwks_fetches()), (2, 2));
-    let slash = JwksKeys::discover(format!("{issuer}/")).build().unwrap();
+    let slash = JwksKeys::builder_for_issuer(format!("{issuer}/"))
+        .build()
+        .unwrap();
     assert_eq!(
         slash.ready().await,
         Err(JwksError::IssuerMismatch {
@@ -160,7 +162,9 @@ async fn discovery_naming_another_issuer_is_refused() {
     let a = rsa("a");
     let server = JwksServer::start(jwks(&[&a])).await;
     server.set_discovered_issuer("https://evil.example");
-    let keys = JwksKeys::discover(server.issuer()).build().unwrap();
+    let keys = JwksKeys::builder_for_issuer(server.issuer())
+        .build()
+        .unwrap();
     let err = keys.ready().await.unwrap_err();
     assert_eq!(
         err,
@@ -684,7 +688,7 @@ async fn two_issuers_are_routed_by_iss() {
     let server_a = JwksServer::start(jwks(&[&a])).await;
     let server_b = JwksServer::start(jwks(&[&b])).await;
     let (iss_a, iss_b) = (server_a.issuer(), server_b.issuer());
-    let discover = |iss: &str| JwksKeys::discover(iss).build().unwrap();
+    let discover = |iss: &str| JwksKeys::builder_for_issuer(iss).build().unwrap();
     let keys = IssuerKeys::new()
         .issuer(&iss_a, discover(&iss_a))
         .issuer(&iss_b, discover(&iss_b));

@@ -145,7 +145,7 @@ fn claims(sub: &str, aud: &str, exp: u64) -> Value {
 }
 
 fn sign(header: &Header, claims: &Value, secret: &[u8]) -> String {
-    grpc_auth::authn::jwt::install_crypto_provider();
+    install_jwt_provider();
     jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(secret)).expect("sign HS256")
 }
 
@@ -187,7 +187,7 @@ impl Fixtures {
         }
         let message = format!("{header}.{}", URL_SAFE.encode(payload.as_bytes()));
         assert!(message.ends_with('='));
-        grpc_auth::authn::jwt::install_crypto_provider();
+        install_jwt_provider();
         let sig = jsonwebtoken::crypto::sign(
             message.as_bytes(),
             &EncodingKey::from_secret(SECRET),
@@ -509,4 +509,10 @@ async fn mixed_valid_and_invalid_calls_under_concurrent_load() {
         "calls whose outcome differs from the expected code and principal:\n{}",
         failing.join("\n")
     );
+}
+
+/// jsonwebtoken needs its crypto provider before it signs; making an authenticator
+/// installs the one grpc-auth uses.
+fn install_jwt_provider() {
+    let _ = grpc_auth::authn::jwt::JwtAuthenticator::new(grpc_auth::authn::jwt::StaticKeys::new());
 }

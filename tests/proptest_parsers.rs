@@ -30,9 +30,7 @@ use grpc_auth::authn::hmac::{
     HmacAlgorithm, HmacAuthenticator, HmacError, HmacVerifier, StaticHmacKeys,
 };
 use grpc_auth::authn::jwt::{JwtAuthenticator, JwtKey, StaticKeys};
-use grpc_auth::authn::{
-    ApiKeyAuthenticator, AuthRequest, Authorization, BasicAuthenticator, DEFAULT_MAX_VALUE_LEN,
-};
+use grpc_auth::authn::{ApiKeyAuthenticator, AuthRequest, Authorization, BasicAuthenticator};
 use grpc_auth::clock::ManualClock;
 use grpc_auth::credentials::HmacSigner;
 use grpc_auth::{AuthError, Authenticator, Policy, Rule};
@@ -175,7 +173,7 @@ fn claims() -> impl Strategy<Value = Claims> {
 }
 
 fn sign_jwt(claims: &Value) -> String {
-    grpc_auth::authn::jwt::install_crypto_provider();
+    install_jwt_provider();
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
@@ -357,7 +355,7 @@ proptest! {
             Just(br#"{"sub":"x","exp":-1,"iss":"https://issuer.test","aud":"greeter"}"#.to_vec()),
         ],
     ) {
-        grpc_auth::authn::jwt::install_crypto_provider();
+        install_jwt_provider();
         let header = b64url(br#"{"alg":"HS256","typ":"JWT"}"#);
         let message = format!("{header}.{}", b64url(&payload));
         let sig = jsonwebtoken::crypto::sign(
@@ -436,7 +434,7 @@ const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 
 /// A token over `header` and `payload` segments as given, signed validly with the key.
 fn sign_segments(header: &str, payload: &str) -> String {
-    grpc_auth::authn::jwt::install_crypto_provider();
+    install_jwt_provider();
     let message = format!("{header}.{payload}");
     let sig = jsonwebtoken::crypto::sign(
         message.as_bytes(),
@@ -496,7 +494,7 @@ proptest! {
         }
         let mut header = Header::new(Algorithm::HS256);
         header.crit = Some(if crit.is_empty() { vec!["b64".to_owned()] } else { crit });
-        grpc_auth::authn::jwt::install_crypto_provider();
+        install_jwt_provider();
         let with_crit = jsonwebtoken::encode(&header, &c.json(), &EncodingKey::from_secret(JWT_SECRET))
             .expect("sign");
         let r = block_on(auth.verify(&with_crit)).map(|v| v.principal.subject().to_owned());
@@ -705,7 +703,7 @@ impl Signed {
             s = s.plain_base64();
         }
         if !self.nonce {
-            s = s.without_nonce();
+            s = s.no_nonce();
         }
         if self.tenant.is_some() {
             s = s.headers(["(request-target)", "date", "x-tenant"]);
@@ -773,7 +771,7 @@ proptest! {
         let mut v = hmac_verifier(&clock).algorithms(HmacAlgorithm::ALL);
         v = match skew {
             Some(s) => v.max_skew(Duration::from_secs(s)),
-            None => v.without_skew_check(),
+            None => v.no_skew_check(),
         };
         let r = block_on(v.verify(&method, &path, &h));
         prop_assert!(r.is_err(), "accepted {h:?}");
@@ -1031,4 +1029,13 @@ proptest! {
         prop_assert_eq!(q.rule_for(&exact), &Rule::Deny);
         prop_assert_eq!(q.rule_for(&sibling), &Rule::Authenticated);
     }
+}
+
+/// jsonwebtoken needs its crypto provider before it signs; making an authenticator
+/// installs the one grpc-auth uses.
+/// The layer's default bound on a credential-bearing value (8 KiB).
+const DEFAULT_MAX_VALUE_LEN: usize = 8 * 1024;
+
+fn install_jwt_provider() {
+    let _ = grpc_auth::authn::jwt::JwtAuthenticator::new(grpc_auth::authn::jwt::StaticKeys::new());
 }

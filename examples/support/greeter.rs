@@ -225,7 +225,9 @@ impl ServerConfig {
             sources.push((self.jwt_issuer.clone(), keys));
         }
         for iss in &self.oidc_issuers {
-            let keys = JwksKeys::discover(iss).build().map_err(|e| e.to_string())?;
+            let keys = JwksKeys::builder_for_issuer(iss)
+                .build()
+                .map_err(|e| e.to_string())?;
             sources.push((Some(iss.clone()), keys));
         }
         if let [(iss, keys)] = &sources[..] {

@@ -23,7 +23,7 @@ pub fn claims(sub: &str, iss: &str, aud: &str, extra: Value) -> Value {
 }
 
 pub fn hs256(secret: &str, claims: &Value) -> String {
-    grpc_auth::authn::jwt::install_crypto_provider();
+    install_jwt_provider();
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
@@ -33,7 +33,7 @@ pub fn hs256(secret: &str, claims: &Value) -> String {
 }
 
 pub fn sign_pem(alg: Algorithm, private_pem: &[u8], claims: &Value) -> String {
-    grpc_auth::authn::jwt::install_crypto_provider();
+    install_jwt_provider();
     let key = match alg {
         Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(private_pem),
         Algorithm::EdDSA => EncodingKey::from_ed_pem(private_pem),
@@ -41,4 +41,10 @@ pub fn sign_pem(alg: Algorithm, private_pem: &[u8], claims: &Value) -> String {
     }
     .expect("private key");
     jsonwebtoken::encode(&Header::new(alg), claims, &key).expect("sign")
+}
+
+/// jsonwebtoken needs its crypto provider before it signs; making an authenticator
+/// installs the one grpc-auth uses.
+pub fn install_jwt_provider() {
+    let _ = grpc_auth::authn::jwt::JwtAuthenticator::new(grpc_auth::authn::jwt::StaticKeys::new());
 }

@@ -56,8 +56,8 @@ impl Default for PluginConfig {
     fn default() -> Self {
         Self {
             hmac_keys: Vec::new(),
-            max_skew: Some(grpc_auth::authn::hmac::DEFAULT_MAX_SKEW),
-            replay_cache_size: grpc_auth::authn::hmac::DEFAULT_REPLAY_CACHE_SIZE,
+            max_skew: Some(std::time::Duration::from_secs(300)),
+            replay_cache_size: 65_536,
             clock: Arc::new(SystemClock),
         }
     }
@@ -70,6 +70,10 @@ struct SharedClock(Arc<dyn Clock>);
 impl Clock for SharedClock {
     fn now(&self) -> SystemTime {
         self.0.now()
+    }
+
+    fn monotonic(&self) -> std::time::Duration {
+        self.0.monotonic()
     }
 }
 
@@ -88,11 +92,14 @@ impl TykPlugin {
         let keys: StaticHmacKeys = config.hmac_keys.iter().cloned().collect();
         let mut verifier = HmacVerifier::new(keys)
             .allow_date_only()
-            .replay_cache_size(config.replay_cache_size)
             .clock(SharedClock(config.clock.clone()));
+        verifier = match config.replay_cache_size {
+            0 => verifier.no_replay_protection(),
+            entries => verifier.replay_cache_size(entries),
+        };
         verifier = match config.max_skew {
             Some(skew) => verifier.max_skew(skew),
-            None => verifier.without_skew_check(),
+            None => verifier.no_skew_check(),
         };
         Self {
             verifier,

@@ -40,13 +40,10 @@ impl ApiKeyAuthenticator {
         }
     }
 
-    /// Reads the key from metadata `name` instead.
-    ///
-    /// # Panics
-    /// If `name` is not a valid lower-case metadata key (a configuration error).
-    pub fn header(mut self, name: &str) -> Self {
-        self.header = HeaderName::from_bytes(name.as_bytes())
-            .unwrap_or_else(|_| panic!("invalid metadata key for API keys: {name:?}"));
+    /// Reads the key from metadata `name` instead (default `x-api-key`), e.g.
+    /// `HeaderName::from_static("x-goog-api-key")`.
+    pub fn header(mut self, name: HeaderName) -> Self {
+        self.header = name;
         self
     }
 
@@ -168,7 +165,7 @@ mod tests {
     #[test]
     fn custom_header_and_debug_hides_keys() {
         let a = ApiKeyAuthenticator::new()
-            .header("x-token")
+            .header(http::HeaderName::from_static("x-token"))
             .key("sekrit", "svc");
         assert_eq!(a.header_name().as_str(), "x-token");
         assert!(!format!("{a:?}").contains("sekrit"));

@@ -21,9 +21,9 @@ use crate::clock::{self, Clock};
 use crate::{AuthError, Principal, Secret, wire};
 
 /// Default time a verified hashed credential is remembered: 60 s.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Default number of verified credentials remembered: 10 000.
-pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// Default number of password hashes checked at once per CPU, and of checks that may
 /// wait for one, per CPU: 1 and 4.
 const DEFAULT_HASHES_PER_CPU: (usize, usize) = (1, 4);
@@ -43,7 +43,7 @@ const DEFAULT_HASHES_PER_CPU: (usize, usize) = (1, 4);
 ///   it is checked against a dummy hash with the same parameters.
 /// - Failed logins are limited per user and per peer ([`FailureLimits`]); a limited
 ///   caller gets `RESOURCE_EXHAUSTED` without a hash being computed.
-/// - A verified hashed credential is cached for [`DEFAULT_CACHE_TTL`], keyed by an HMAC
+/// - A verified hashed credential is cached for 60 s, keyed by an HMAC
 ///   of `user:password` under a random per-process key (never the plaintext), for this
 ///   configuration only: a clone that adds users, changes a password or grants scopes
 ///   never serves an entry the other verified. Failures are not cached.
@@ -166,7 +166,11 @@ impl BasicAuthenticator {
     }
 
     /// Adds a user with a PHC-format password hash (argon2id, argon2i, argon2d).
-    pub fn hashed_user(mut self, name: impl Into<String>, phc: &str) -> Result<Self, AuthError> {
+    pub fn hashed_user(
+        mut self,
+        name: impl Into<String>,
+        phc: &str,
+    ) -> Result<Self, PasswordHashError> {
         let parsed = PasswordHash::new(phc).map_err(|_| invalid_phc())?;
         argon2::Params::try_from(&parsed).map_err(|_| invalid_phc())?;
         let dummy = dummy_like(&parsed)?;
@@ -201,13 +205,20 @@ impl BasicAuthenticator {
         self.reconfigured()
     }
 
-    /// Sets how long a verified hashed credential is remembered and how many are
-    /// remembered; `capacity == 0` turns the cache off. The TTL counts in whole
-    /// seconds and saturates (`Duration::MAX` is "until evicted").
+    /// Sets how long a verified hashed credential is remembered (default 60 s) and how
+    /// many are remembered (default 10 000). The TTL counts in whole seconds and
+    /// saturates (`Duration::MAX` is "until evicted"). [`no_cache`](Self::no_cache)
+    /// turns the cache off.
     pub fn cache(mut self, ttl: Duration, capacity: usize) -> Self {
         self.ttl = ttl;
         self.cache = (capacity > 0 && ttl.as_secs() > 0)
             .then(|| Arc::new(VerifiedCache::new(ttl, capacity)));
+        self
+    }
+
+    /// Turns the verified-credential cache off: every login runs argon2.
+    pub fn no_cache(mut self) -> Self {
+        self.cache = None;
         self
     }
 
@@ -340,13 +351,18 @@ impl BasicAuthenticator {
     }
 }
 
-fn invalid_phc() -> AuthError {
-    AuthError::unavailable("invalid password hash (PHC string) in configuration")
+fn invalid_phc() -> PasswordHashError {
+    PasswordHashError
 }
+
+/// A password hash that is not an argon2 PHC string this crate can verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid password hash: not an argon2 PHC string")]
+pub struct PasswordHashError;
 
 /// A PHC string with `like`'s algorithm, version, parameters and output length, a
 /// random salt and a random output: it costs what `like` costs and matches nothing.
-fn dummy_like(like: &PasswordHash<'_>) -> Result<String, AuthError> {
+fn dummy_like(like: &PasswordHash<'_>) -> Result<String, PasswordHashError> {
     let mut salt = [0u8; 16];
     let mut out = vec![0u8; like.hash.map_or(32, |h| h.len())];
     getrandom::fill(&mut salt).map_err(|_| invalid_phc())?;

@@ -21,7 +21,7 @@ pub struct AnyOf<A, B> {
 
 impl<A, B> AnyOf<A, B> {
     /// `first`, else `second`; both must accept what they find.
-    pub fn new(first: A, second: B) -> Self {
+    pub(crate) fn new(first: A, second: B) -> Self {
         Self { first, second }
     }
 }
@@ -61,7 +61,7 @@ pub struct AllOf<A, B> {
 
 impl<A, B> AllOf<A, B> {
     /// Both `first` and `second`.
-    pub fn new(first: A, second: B) -> Self {
+    pub(crate) fn new(first: A, second: B) -> Self {
         Self { first, second }
     }
 }
@@ -122,7 +122,9 @@ mod tests {
     use http::HeaderMap;
 
     fn key_auth(header: &'static str, key: &str, who: &str) -> ApiKeyAuthenticator {
-        ApiKeyAuthenticator::new().header(header).key(key, who)
+        ApiKeyAuthenticator::new()
+            .header(http::HeaderName::from_static(header))
+            .key(key, who)
     }
 
     fn run<A: Authenticator>(a: &A, pairs: &[(&'static str, &str)]) -> AuthResult {
@@ -194,16 +196,20 @@ mod tests {
 
     #[test]
     fn all_of_merges_scopes_and_roles_without_duplicates() {
-        let a = ApiKeyAuthenticator::new().header("x-a").key_for(
-            "ka",
-            Principal::new("alice", "api-key").with_scopes(["read", "write"]),
-        );
-        let b = ApiKeyAuthenticator::new().header("x-b").key_for(
-            "kb",
-            Principal::new("bob", "mtls")
-                .with_scopes(["write", "admin"])
-                .with_roles(["ops"]),
-        );
+        let a = ApiKeyAuthenticator::new()
+            .header(http::HeaderName::from_static("x-a"))
+            .key_for(
+                "ka",
+                Principal::new("alice", "api-key").with_scopes(["read", "write"]),
+            );
+        let b = ApiKeyAuthenticator::new()
+            .header(http::HeaderName::from_static("x-b"))
+            .key_for(
+                "kb",
+                Principal::new("bob", "mtls")
+                    .with_scopes(["write", "admin"])
+                    .with_roles(["ops"]),
+            );
         let got = run(&a.and(b), &[("x-a", "ka"), ("x-b", "kb")])
             .unwrap()
             .unwrap()

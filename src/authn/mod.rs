@@ -42,12 +42,13 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub use api_key::ApiKeyAuthenticator;
-pub use basic::{BasicAuthenticator, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
+pub use basic::{BasicAuthenticator, PasswordHashError};
 pub use compose::{AllOf, AnyOf};
 pub use failures::FailureLimits;
 pub use hmac::{HmacAuthenticator, HmacVerifier};
 pub use jwt::JwtAuthenticator;
-pub use request::{AuthRequest, Authorization, DEFAULT_MAX_VALUE_LEN};
+pub(crate) use request::DEFAULT_MAX_VALUE_LEN;
+pub use request::{AuthRequest, Authorization};
 pub use token_exchange::TokenExchange;
 
 use crate::secret::RedactedHeaders;

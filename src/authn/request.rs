@@ -9,7 +9,7 @@ use crate::AuthError;
 use crate::secret::RedactedHeaders;
 
 /// Default bound on one credential-bearing metadata value: 8 KiB.
-pub const DEFAULT_MAX_VALUE_LEN: usize = 8 * 1024;
+pub(crate) const DEFAULT_MAX_VALUE_LEN: usize = 8 * 1024;
 
 /// What an authenticator sees of a call: the method path, the metadata and the
 /// request extensions (where connection facts such as a TLS peer certificate live).

@@ -10,7 +10,8 @@ use super::{CallContext, CallCredentials, StaticCallCredentials, StaticEntry};
 /// ```
 /// use grpc_auth::credentials::ApiKeyCredentials;
 /// let creds = ApiKeyCredentials::new("k-123");                       // x-api-key
-/// let other = ApiKeyCredentials::with_header("x-goog-api-key", "k-123").unwrap();
+/// let other = ApiKeyCredentials::new("k-123")
+///     .header(http::HeaderName::from_static("x-goog-api-key"));
 /// # let _ = (creds, other);
 /// ```
 #[derive(Debug, Clone)]
@@ -26,17 +27,9 @@ impl ApiKeyCredentials {
         ))
     }
 
-    /// Sends the key under metadata `header` instead.
-    pub fn with_header(
-        header: &str,
-        key: impl AsRef<str>,
-    ) -> Result<Self, http::header::InvalidHeaderName> {
-        let name = HeaderName::from_bytes(header.as_bytes())?;
-        Ok(Self(StaticEntry::new(
-            name,
-            key.as_ref().as_bytes(),
-            "API key",
-        )))
+    /// Sends the key under metadata `name` instead (default `x-api-key`).
+    pub fn header(self, name: HeaderName) -> Self {
+        Self(self.0.renamed(name))
     }
 }
 

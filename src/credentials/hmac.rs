@@ -17,7 +17,7 @@ use crate::wire::hmac::{
 };
 
 /// The nonce header the signer adds by default.
-pub const DEFAULT_NONCE_HEADER: &str = "x-nonce";
+pub(crate) const DEFAULT_NONCE_HEADER: &str = "x-nonce";
 
 /// Signs each call: sets `date` (IMF-fixdate, from its clock) and a random nonce, then
 /// `authorization: Signature keyId="..",algorithm="..",headers="..",signature=".."` over
@@ -36,7 +36,7 @@ pub const DEFAULT_NONCE_HEADER: &str = "x-nonce";
 /// let tyk = HmacSigner::new("key-1", "c2VjcmV0")
 ///     .algorithm(HmacAlgorithm::Sha512)
 ///     .headers(["date"])
-///     .without_nonce();
+///     .no_nonce();
 /// // Also sign a metadata entry the caller sets.
 /// let strict = HmacSigner::new("key-2", "s3cret").headers(["(request-target)", "date", "x-tenant"]);
 /// assert!(!format!("{tyk:?} {strict:?}").contains("c2VjcmV0"));
@@ -96,7 +96,7 @@ impl HmacSigner {
     /// Sends no nonce (the Tyk demo's format). Two calls to one method within the same
     /// second then carry the same signature, and a verifier with replay protection
     /// refuses the second.
-    pub fn without_nonce(mut self) -> Self {
+    pub fn no_nonce(mut self) -> Self {
         self.nonce = None;
         self
     }
@@ -302,7 +302,7 @@ mod tests {
                 .clock(clock())
                 .algorithm(HmacAlgorithm::Sha512)
                 .headers(["date"])
-                .without_nonce(),
+                .no_nonce(),
         );
         assert!(h.get("x-nonce").is_none());
         let auth = h["authorization"].to_str().unwrap();
@@ -320,7 +320,7 @@ mod tests {
             &HmacSigner::new("k1", SECRET)
                 .clock(clock())
                 .plain_base64()
-                .without_nonce(),
+                .no_nonce(),
         );
         let auth = h["authorization"].to_str().unwrap();
         assert_eq!(

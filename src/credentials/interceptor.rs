@@ -10,7 +10,7 @@ use tonic::{Request, Status};
 use super::{CallCredentials, StaticCallCredentials, plaintext_refused, sanitize_status};
 
 /// Attaches static credentials from a tonic interceptor, e.g.
-/// `GreeterClient::with_interceptor(channel, CredentialsInterceptor::new(creds, &target))`.
+/// `GreeterClient::with_interceptor(channel, CredentialsInterceptor::new(creds, target))`.
 ///
 /// The target tells whether the channel is TLS: a credential that needs a secure
 /// transport fails every call on an `http://` target unless [`allow_plaintext`](Self::allow_plaintext).
@@ -18,7 +18,7 @@ use super::{CallCredentials, StaticCallCredentials, plaintext_refused, sanitize_
 /// ```
 /// use grpc_auth::credentials::{BearerToken, CredentialsInterceptor};
 /// let target: http::Uri = "https://greeter.example".parse().unwrap();
-/// let interceptor = CredentialsInterceptor::new(BearerToken::new("t"), &target);
+/// let interceptor = CredentialsInterceptor::new(BearerToken::new("t"), target);
 /// # let _ = interceptor;
 /// ```
 #[derive(Debug)]
@@ -30,7 +30,7 @@ pub struct CredentialsInterceptor<C> {
 
 impl<C: CallCredentials + StaticCallCredentials> CredentialsInterceptor<C> {
     /// Attaches `creds` to calls on `target`.
-    pub fn new(creds: C, target: &Uri) -> Self {
+    pub fn new(creds: C, target: Uri) -> Self {
         Self {
             creds: Arc::new(creds),
             secure: target.scheme_str() == Some("https"),

@@ -12,6 +12,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tonic::Status;
 
 use super::{CallContext, CallCredentials};
+use crate::authn::jwt::KeyError;
 use crate::clock::{self, Clock};
 
 /// Bound on the audiences cached at once; past it the cache starts over.
@@ -25,11 +26,11 @@ const MAX_AUDIENCES: usize = 256;
 ///
 /// ```no_run
 /// use grpc_auth::credentials::JwtAccessCredentials;
-/// use jsonwebtoken::Algorithm;
+/// use grpc_auth::authn::jwt::Algorithm;
 /// let pem = std::fs::read("service-account.pem").unwrap();
 /// let creds = JwtAccessCredentials::from_pem(Algorithm::ES256, &pem, "svc@example.com")
 ///     .unwrap()
-///     .key_id("key-1");
+///     .kid("key-1");
 /// # let _ = creds;
 /// ```
 #[derive(Clone)]
@@ -49,16 +50,17 @@ impl JwtAccessCredentials {
         alg: Algorithm,
         pem: &[u8],
         issuer: impl Into<String>,
-    ) -> Result<Self, jsonwebtoken::errors::Error> {
+    ) -> Result<Self, KeyError> {
         crate::authn::jwt::install_crypto_provider();
         let key = match alg {
-            Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem)?,
-            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem)?,
+            Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                return Err(jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into());
+                return Err(KeyError::AlgorithmMismatch(alg));
             }
-            _ => EncodingKey::from_rsa_pem(pem)?,
-        };
+            _ => EncodingKey::from_rsa_pem(pem),
+        }
+        .map_err(|e| KeyError::Invalid(e.to_string()))?;
         Ok(Self {
             key: Arc::new(key),
             header: Header::new(alg),
@@ -71,7 +73,7 @@ impl JwtAccessCredentials {
     }
 
     /// Sets the `kid` header.
-    pub fn key_id(mut self, kid: impl Into<String>) -> Self {
+    pub fn kid(mut self, kid: impl Into<String>) -> Self {
         self.header.kid = Some(kid.into());
         self
     }

@@ -201,9 +201,7 @@ where
         match state.as_mut().project() {
             StateProj::Called { future } => future.poll(cx),
             // Polled again after completion: an empty response, never a panic.
-            StateProj::Refused { response } => {
-                Poll::Ready(Ok(response.take().unwrap_or_default()))
-            }
+            StateProj::Refused { response } => Poll::Ready(Ok(response.take().unwrap_or_default())),
             StateProj::Awaiting { future } => {
                 let out = ready!(future.as_mut().poll(cx));
                 // The boxed future must not be polled again once it completed.

@@ -58,19 +58,16 @@ pub use boxed::BoxCallCredentials;
 pub use composite::Composite;
 pub use context::CallContext;
 pub(crate) use context::origin;
-pub use hmac::{DEFAULT_NONCE_HEADER, HmacSigner};
+pub use hmac::HmacSigner;
 pub use interceptor::CredentialsInterceptor;
 pub use jwt_access::JwtAccessCredentials;
 pub use layer::{CredentialsLayer, CredentialsService, PerCallCredentials, ResponseFuture};
 pub use login::BasicLogin;
 pub use outcome::CallOutcome;
 pub(crate) use static_entry::StaticEntry;
-pub(crate) use status::plaintext_refused;
-pub use status::sanitize_status;
-pub use token_source::{
-    DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF, DEFAULT_REFRESH_AHEAD, Token, TokenError,
-    TokenSource, TokenSourceCredentials,
-};
+pub(crate) use status::{plaintext_refused, sanitize_status};
+pub(crate) use token_source::{DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF, DEFAULT_REFRESH_AHEAD};
+pub use token_source::{Token, TokenError, TokenSource, TokenSourceCredentials};
 
 /// Produces metadata for each call. Implement it with `async fn`.
 pub trait CallCredentials: Send + Sync + 'static {

@@ -23,6 +23,11 @@ impl StaticEntry {
         Self { name, value }
     }
 
+    /// The same value under metadata `name`.
+    pub(crate) fn renamed(self, name: HeaderName) -> Self {
+        Self { name, ..self }
+    }
+
     pub(crate) fn apply(&self, metadata: &mut HeaderMap) -> Result<(), Status> {
         match &self.value {
             Ok(v) => {

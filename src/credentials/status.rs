@@ -6,7 +6,7 @@ use tonic::{Code, Status};
 /// gRFC A54: codes a credential must not produce are rewritten to `INTERNAL`, the
 /// original code kept in the message, so a control-plane failure is never mistaken
 /// for an application error.
-pub fn sanitize_status(status: Status) -> Status {
+pub(crate) fn sanitize_status(status: Status) -> Status {
     match status.code() {
         Code::Ok
         | Code::InvalidArgument

@@ -35,6 +35,7 @@ impl Token {
 
 /// Why a token could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// The token endpoint could not be reached or failed (retryable): `UNAVAILABLE`.
     #[error("token source unavailable: {0}")]
@@ -66,11 +67,11 @@ impl<S: TokenSource> TokenSource for Arc<S> {
 }
 
 /// Default: refresh this long before expiry.
-pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(60);
-/// Default: first retry delay after a failed fetch (doubling up to [`DEFAULT_MAX_BACKOFF`]).
-pub const DEFAULT_MIN_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(60);
+/// Default: first retry delay after a failed fetch (doubling up to 30 s).
+pub(crate) const DEFAULT_MIN_BACKOFF: Duration = Duration::from_secs(1);
 /// Default: longest retry delay.
-pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Bearer credentials from a [`TokenSource`].
 ///

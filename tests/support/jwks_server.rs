@@ -288,7 +288,7 @@ pub struct TestKey {
 
 impl TestKey {
     fn new(alg: Algorithm, pem: &[u8], kid: &str) -> Self {
-        grpc_auth::authn::jwt::install_crypto_provider();
+        install_jwt_provider();
         let signing = match alg {
             Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
             Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
@@ -365,4 +365,10 @@ pub fn ed25519(kid: &str) -> TestKey {
 /// `{"keys": [...]}` of the keys' JWKs.
 pub fn jwks(keys: &[&TestKey]) -> Value {
     json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
+}
+
+/// jsonwebtoken needs its crypto provider before it signs; making an authenticator
+/// installs the one grpc-auth uses.
+pub fn install_jwt_provider() {
+    let _ = grpc_auth::authn::jwt::JwtAuthenticator::new(grpc_auth::authn::jwt::StaticKeys::new());
 }

@@ -41,10 +41,10 @@
 //! Defaults of [`HmacVerifier`]:
 //! - algorithms hmac-sha256/384/512; hmac-sha1 only when listed in
 //!   [`algorithms`](HmacVerifier::algorithms); an unknown name is refused, never downgraded;
-//! - `date` within 300 s of the verifier's clock, either way ([`DEFAULT_MAX_SKEW`]);
+//! - `date` within 300 s of the verifier's clock, either way (300 s);
 //! - `date` and `(request-target)` must be signed; [`allow_date_only`](HmacVerifier::allow_date_only)
 //!   accepts Tyk-demo style signatures over the date alone (no binding to the method);
-//! - a signature is accepted once: a bounded cache ([`DEFAULT_REPLAY_CACHE_SIZE`])
+//! - a signature is accepted once: a bounded cache (65 536 entries)
 //!   remembers it until its date leaves the skew window; a cache full of live
 //!   signatures refuses new ones (`UNAVAILABLE`) rather than forget one. Clients sending several calls per second to one method must sign a
 //!   nonce (the signer does by default), or identical date-only signatures are replays;
@@ -74,11 +74,11 @@ use crate::wire::hmac::{
 use replay::{FirstUse, ReplayCache};
 
 /// Default allowed distance between the `date` and the verifier's clock: 300 s.
-pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(300);
 /// Default number of accepted signatures remembered against replay: 65 536.
-pub const DEFAULT_REPLAY_CACHE_SIZE: usize = 65_536;
+pub(crate) const DEFAULT_REPLAY_CACHE_SIZE: usize = 65_536;
 /// Bound on the number of headers a signature may list.
-pub const MAX_SIGNED_HEADERS: usize = 32;
+pub(crate) const MAX_SIGNED_HEADERS: usize = 32;
 
 /// What a verified signature proved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,22 +143,31 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
     /// Accepts any date (as Tyk does with a clock skew of 0). The date must still parse
     /// and be signed. A signature then stays replayable forever, so the replay cache
     /// never forgets one: once it holds `replay_cache_size` signatures, every new one is
-    /// refused (`UNAVAILABLE`). Use it with `replay_cache_size(0)` only when replays do
-    /// not matter.
-    pub fn without_skew_check(mut self) -> Self {
+    /// refused (`UNAVAILABLE`). Combine it with
+    /// [`no_replay_protection`](Self::no_replay_protection) only when replays do not matter.
+    pub fn no_skew_check(mut self) -> Self {
         self.max_skew = None;
         self
     }
 
-    /// Sets how many accepted signatures are remembered (default 65 536, about 7.5 MB);
-    /// `0` turns replay protection off. A signature is remembered until its date leaves
+    /// Sets how many accepted signatures are remembered (default 65 536, about 7.5 MB;
+    /// at least 1). [`no_replay_protection`](Self::no_replay_protection) turns it off. A signature is remembered until its date leaves
     /// the skew window, never less; when every entry is still live and the cache is
     /// full, a new signature is refused with `UNAVAILABLE` ("HMAC replay cache full")
     /// and a warning is logged. Size it above peak signed calls per second times twice
     /// the skew (a date may be up to the skew ahead of the clock).
     pub fn replay_cache_size(mut self, entries: usize) -> Self {
-        self.replay_capacity = entries;
-        self.replay = (entries > 0).then(|| Arc::new(ReplayCache::new(entries)));
+        self.replay_capacity = entries.max(1);
+        self.replay = Some(Arc::new(ReplayCache::new(self.replay_capacity)));
+        self
+    }
+
+    /// Turns replay protection off: a signature is accepted as often as it is sent
+    /// while its date passes the skew check. For clients that send identical date-only
+    /// signatures several times a second, when replays do not matter.
+    pub fn no_replay_protection(mut self) -> Self {
+        self.replay_capacity = 0;
+        self.replay = None;
         self
     }
 

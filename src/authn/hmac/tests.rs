@@ -142,7 +142,7 @@ fn url_encoded_and_plain_base64_are_both_accepted() {
         quote_plus(&sig),
         "the vector must exercise the encoding"
     );
-    let v = verifier().replay_cache_size(0);
+    let v = verifier().no_replay_protection();
     let lower = quote_plus(&sig)
         .replace("%2B", "%2b")
         .replace("%2F", "%2f")
@@ -299,7 +299,7 @@ fn sha1_only_when_explicitly_allowed() {
 
 #[test]
 fn sha384_and_sha512_verify() {
-    let v = verifier().replay_cache_size(0);
+    let v = verifier().no_replay_protection();
     let mut m = Hmac::<sha2::Sha384>::new_from_slice(SECRET.as_bytes()).unwrap();
     m.update(signing_string(DATE).as_bytes());
     let s384 = STANDARD.encode(m.finalize().into_bytes());
@@ -373,14 +373,14 @@ fn date_outside_the_window_either_way() {
     assert!(verify(&v, &h).is_ok());
     // Without a skew check any date passes (but is still replay-checked).
     c.set_unix(NOW + 86_400);
-    let v = v.without_skew_check().replay_cache_size(0);
+    let v = v.no_skew_check().no_replay_protection();
     assert!(verify(&v, &h).is_ok());
 }
 
 #[test]
 fn default_skew_is_300_seconds() {
     let c = clock();
-    let v = verifier().clock(c.clone()).replay_cache_size(0);
+    let v = verifier().clock(c.clone()).no_replay_protection();
     c.set_unix(NOW + 300);
     assert!(verify(&v, &signed_at(DATE)).is_ok());
     c.set_unix(NOW + 301);
@@ -468,7 +468,7 @@ fn replay_is_refused_and_cache_can_be_turned_off() {
         err(&v, &h2),
         refused("HMAC signature already used (replay)")
     );
-    let off = verifier().replay_cache_size(0);
+    let off = verifier().no_replay_protection();
     assert!(verify(&off, &h).is_ok());
     assert!(verify(&off, &h).is_ok());
 }
@@ -740,7 +740,7 @@ fn a_date_ahead_of_the_clock_is_remembered_until_it_leaves_the_window() {
 
 #[test]
 fn without_a_skew_check_signatures_are_never_forgotten() {
-    let v = verifier().without_skew_check().replay_cache_size(3);
+    let v = verifier().no_skew_check().replay_cache_size(3);
     let first = signed_with_nonce(DATE, "first");
     assert!(verify(&v, &first).is_ok());
     for i in 0..2 {

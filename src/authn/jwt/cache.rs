@@ -12,9 +12,9 @@ use zeroize::Zeroize;
 use crate::authn::verified::VerifiedCache;
 
 /// Default lifetime of a cached verification: 5 minutes (never past the token's `exp`).
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// Default number of cached tokens.
-pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
 /// A cached token. The whole token is the key, so two tokens can never share an entry
 /// (no hash collision can hand one token's principal to another); it is wiped when

@@ -6,7 +6,7 @@
 //! use grpc_auth::authn::jwt::JwksKeys;
 //! # async fn start() -> Result<(), grpc_auth::authn::jwt::JwksError> {
 //! // GET https://accounts.example.com/.well-known/openid-configuration, then its jwks_uri.
-//! JwksKeys::discover("https://accounts.example.com").build()?.ready().await?;
+//! JwksKeys::builder_for_issuer("https://accounts.example.com").build()?.ready().await?;
 //! # Ok(()) }
 //! ```
 
@@ -333,7 +333,7 @@ mod tests {
             assert!(text.contains("plain http is refused"), "{bad}: {text}");
             assert!(!text.contains("pw@"), "{text}");
         }
-        let err = JwksKeys::discover("http://idp.example")
+        let err = JwksKeys::builder_for_issuer("http://idp.example")
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("plain http is refused"), "{err}");
@@ -365,7 +365,7 @@ mod tests {
             let err = JwksKeys::builder(bad).build().unwrap_err();
             assert!(matches!(err, JwksError::Config(_)), "{bad}: {err:?}");
         }
-        let err = JwksKeys::discover("mailto:ops@example.com")
+        let err = JwksKeys::builder_for_issuer("mailto:ops@example.com")
             .build()
             .unwrap_err();
         assert!(matches!(err, JwksError::Config(_)), "{err:?}");

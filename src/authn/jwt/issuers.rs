@@ -6,8 +6,8 @@
 //!
 //! # fn main() -> Result<(), grpc_auth::authn::jwt::JwksError> {
 //! let keys = IssuerKeys::new()
-//!     .issuer("https://accounts.example.com", JwksKeys::discover("https://accounts.example.com").build()?)
-//!     .issuer("https://login.example.org", JwksKeys::discover("https://login.example.org").build()?);
+//!     .issuer("https://accounts.example.com", JwksKeys::builder_for_issuer("https://accounts.example.com").build()?)
+//!     .issuer("https://login.example.org", JwksKeys::builder_for_issuer("https://login.example.org").build()?);
 //! let auth = JwtAuthenticator::new(keys).audience("greeter");
 //! # let _ = auth; Ok(()) }
 //! ```
@@ -31,7 +31,7 @@ use crate::AuthError;
 ///
 /// # fn main() -> Result<(), grpc_auth::authn::jwt::JwksError> {
 /// let keys = IssuerKeys::new()
-///     .issuer("https://a.example", JwksKeys::discover("https://a.example").build()?)
+///     .issuer("https://a.example", JwksKeys::builder_for_issuer("https://a.example").build()?)
 ///     .issuer("https://b.example", JwksKeys::builder("https://b.example/keys").build()?);
 /// let auth = JwtAuthenticator::new(keys).audience("greeter");
 /// # let _ = auth; Ok(()) }

@@ -6,7 +6,7 @@
 //! use std::time::Duration;
 //!
 //! # async fn start() -> Result<(), grpc_auth::authn::jwt::JwksError> {
-//! let keys = JwksKeys::discover("https://accounts.example.com") // or JwksKeys::builder(jwks_url)
+//! let keys = JwksKeys::builder_for_issuer("https://accounts.example.com") // or JwksKeys::builder(jwks_url)
 //!     .refresh_interval(Duration::from_secs(600))
 //!     .build()?;
 //! keys.ready().await?; // optional: fail start-up if the provider cannot be reached
@@ -102,7 +102,7 @@ pub struct JwksKeys {
     shared: Arc<Shared>,
 }
 
-/// Configures a [`JwksKeys`]; from [`JwksKeys::builder`] or [`JwksKeys::discover`].
+/// Configures a [`JwksKeys`]; from [`JwksKeys::builder`] or [`JwksKeys::builder_for_issuer`].
 #[derive(Clone)]
 pub struct JwksKeysBuilder {
     target: Target,
@@ -161,7 +161,7 @@ impl JwksKeys {
     /// Keys of `issuer`, found through OpenID Connect discovery:
     /// `<issuer>/.well-known/openid-configuration`, whose `issuer` must be `issuer`
     /// exactly, names the `jwks_uri`.
-    pub fn discover(issuer: impl Into<String>) -> JwksKeysBuilder {
+    pub fn builder_for_issuer(issuer: impl Into<String>) -> JwksKeysBuilder {
         JwksKeysBuilder::new(Target::Discovery(issuer.into()))
     }
 

@@ -14,16 +14,22 @@ use crate::AuthError;
 
 /// A key configuration error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
-    /// The key material could not be parsed.
+    /// The key material could not be parsed (the parser's message).
     #[error("invalid key: {0}")]
-    Invalid(#[from] jsonwebtoken::errors::Error),
+    Invalid(String),
     /// The algorithm does not belong to the key's family (e.g. HS256 for an RSA key).
     #[error("algorithm {0:?} does not fit this key")]
     AlgorithmMismatch(Algorithm),
     /// A JWK without `alg` whose type does not name one algorithm.
     #[error("JWK has no usable algorithm")]
     NoAlgorithm,
+}
+
+/// A parser's error as a [`KeyError`]: its message; the dependency's type stays inside.
+pub(crate) fn invalid(e: jsonwebtoken::errors::Error) -> KeyError {
+    KeyError::Invalid(e.to_string())
 }
 
 /// One verification key and the algorithms it may verify. A key never verifies an
@@ -44,9 +50,11 @@ impl JwtKey {
     /// A PEM public key for `alg`: RSA for RS*/PS*, EC for ES*, Ed25519 for EdDSA.
     pub fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
         let key = match alg.family() {
-            jsonwebtoken::AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(pem)?,
-            jsonwebtoken::AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem)?,
-            jsonwebtoken::AlgorithmFamily::Ed => DecodingKey::from_ed_pem(pem)?,
+            jsonwebtoken::AlgorithmFamily::Rsa => {
+                DecodingKey::from_rsa_pem(pem).map_err(invalid)?
+            }
+            jsonwebtoken::AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem).map_err(invalid)?,
+            jsonwebtoken::AlgorithmFamily::Ed => DecodingKey::from_ed_pem(pem).map_err(invalid)?,
             jsonwebtoken::AlgorithmFamily::Hmac => return Err(KeyError::AlgorithmMismatch(alg)),
         };
         Self::checked(key, alg)
@@ -57,7 +65,7 @@ impl JwtKey {
     /// key's `alg` must fit its curve.
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
         use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve};
-        let key = DecodingKey::from_jwk(jwk)?;
+        let key = DecodingKey::from_jwk(jwk).map_err(invalid)?;
         let alg = match (jwk.common.key_algorithm, &jwk.algorithm) {
             (Some(ka), _) => Algorithm::try_from(ka).map_err(|_| KeyError::NoAlgorithm)?,
             (None, AlgorithmParameters::EllipticCurve(ec)) => match ec.curve {
@@ -157,7 +165,7 @@ impl KeySet {
     }
 
     /// Whether the set has a key with this id.
-    pub fn contains_kid(&self, kid: &str) -> bool {
+    pub(crate) fn contains_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid() == Some(kid))
     }
 

@@ -42,9 +42,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-pub use cache::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
+pub(crate) use cache::{DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL};
 #[cfg(feature = "jwks")]
 pub use issuers::IssuerKeys;
+/// The algorithm and JWK types the key constructors take (jsonwebtoken's, re-exported
+/// so naming one needs no dependency, nor a matching version, of your own).
+pub use jsonwebtoken::{Algorithm, jwk::Jwk};
 #[cfg(feature = "jwks")]
 pub use jwks::{JwksError, JwksKeys, JwksKeysBuilder};
 pub use keys::{JwtKey, KeyError, KeyQuery, KeySet, KeySource, StaticKeys};
@@ -59,7 +62,7 @@ use crate::clock::{self, Clock};
 use crate::{AuthError, Principal};
 
 /// Default leeway for `exp` and `nbf`: 60 s.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
 /// A JWT payload: a JSON object whose names are all distinct. The whole payload is
 /// parsed (what a handler reads through [`Principal::claims`] is what was checked), and a
@@ -210,8 +213,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
         self.reconfigured()
     }
 
-    /// Caches accepted tokens (on by default: [`DEFAULT_CACHE_TTL`],
-    /// [`DEFAULT_CACHE_CAPACITY`] tokens). A cached token's principal serves until
+    /// Caches accepted tokens (on by default: 5 minutes, 10 000 tokens). A cached token's principal serves until
     /// the earlier of its `exp` and `ttl`, and only while the key source's keys are
     /// unchanged ([`KeySource::generation`]); the layer still checks policy on every
     /// call. `capacity == 0` turns the cache off.
@@ -454,7 +456,7 @@ impl<K: fmt::Debug> fmt::Debug for JwtAuthenticator<K> {
 /// `aws-lc-rs` (default) wins over `rust-crypto` when feature unification enables
 /// both, so jsonwebtoken never panics for want of a provider. A provider the
 /// application installed first is left alone.
-pub fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         #[cfg(feature = "aws-lc-rs")]

@@ -48,11 +48,8 @@ use std::future::Future;
 use http::HeaderValue;
 use http::header::AUTHORIZATION;
 
-pub use signed::{DEFAULT_ISSUER, DEFAULT_TTL, SignedTokens, TokenKeyError, TokenKeys};
-pub use store::{
-    DEFAULT_STORE_CAPACITY, MemoryTokenStore, OPAQUE_PREFIX, OpaqueTokens, StoredToken,
-    TokenDigest, TokenStore,
-};
+pub use signed::{SignedTokens, TokenKeyError, TokenKeys};
+pub use store::{MemoryTokenStore, OpaqueTokens, StoredToken, TokenDigest, TokenStore};
 
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::{AuthError, Principal, Secret};

@@ -17,14 +17,15 @@ use crate::clock::{self, Clock};
 use crate::{AuthError, Principal, Secret};
 
 /// Default `iss` of issued tokens.
-pub const DEFAULT_ISSUER: &str = "grpc-auth";
+pub(crate) const DEFAULT_ISSUER: &str = "grpc-auth";
 /// Default lifetime of an issued token: 15 minutes.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
 /// Shortest HS256 secret accepted: 32 bytes, the hash's size (RFC 7518, 3.2).
 const MIN_SECRET_LEN: usize = 32;
 
 /// Why a token key was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenKeyError {
     /// An HS256 secret shorter than 32 bytes.
     #[error("token signing secret is {0} bytes; at least 32 are needed")]
@@ -241,7 +242,7 @@ struct Issuer {
 
 impl SignedTokens {
     /// Tokens signed with `keys` for `audience` (the issuing service's name, shared by
-    /// its replicas), `iss` [`DEFAULT_ISSUER`], valid for [`DEFAULT_TTL`].
+    /// its replicas), `iss` `"grpc-auth"`, valid for 15 minutes.
     pub fn new(keys: TokenKeys, audience: impl Into<String>) -> Self {
         let mut s = Self {
             verifier: JwtAuthenticator::new(keys.clone()),

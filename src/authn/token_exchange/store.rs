@@ -15,9 +15,9 @@ use crate::clock::{self, Clock};
 use crate::{AuthError, Principal, Secret};
 
 /// Prefix of opaque tokens: tells them from other bearers (and from JWTs).
-pub const OPAQUE_PREFIX: &str = "gat_";
+pub(crate) const OPAQUE_PREFIX: &str = "gat_";
 /// Default number of live tokens a [`MemoryTokenStore`] holds: 100 000.
-pub const DEFAULT_STORE_CAPACITY: usize = 100_000;
+pub(crate) const DEFAULT_STORE_CAPACITY: usize = 100_000;
 
 /// SHA-256 of a token: what a store keys on, so it never holds a usable token.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,6 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::HeaderMap;
 
+use super::signed::DEFAULT_TTL;
 use super::*;
 use crate::authn::{ApiKeyAuthenticator, BasicAuthenticator};
 use crate::clock::ManualClock;

@@ -13,6 +13,7 @@ use hmac::{Hmac, Mac};
 /// assert_eq!(HmacAlgorithm::from_name("rsa-sha256"), None);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum HmacAlgorithm {
     /// `hmac-sha1`: legacy, never allowed unless listed explicitly.
     Sha1,
