@@ -1,15 +1,18 @@
 //! # grpc-auth
 //!
-//! Authentication for [tonic] gRPC servers: a tower layer that checks each call's
-//! metadata (JWT, Basic, API keys, HMAC signatures, or your own check), applies a per-method policy,
-//! puts the authenticated [`Principal`] in the request extensions, and answers
-//! failures with the status codes gRPC prescribes.
+//! Authentication for [tonic] gRPC servers and clients.
 //!
-//! ```no_run
-//! use grpc_auth::{AuthLayer, Authenticator, Policy, Principal};
+//! - **Server:** a tower layer ([`AuthLayer`]) that checks each call's metadata (JWT,
+//!   Basic, API keys, HMAC signatures, a token exchange, or your own check), applies a
+//!   per-method [`Policy`], puts the authenticated [`Principal`] in the request
+//!   extensions, and answers failures with the status codes gRPC prescribes.
+//! - **Client:** call credentials ([`credentials`]) that attach authorization metadata to
+//!   each RPC through a tower layer over the channel, never over plaintext unless asked.
+//!
+//! ```
+//! use grpc_auth::authn::jwt::{Algorithm, JwtKey, StaticKeys};
 //! use grpc_auth::authn::{ApiKeyAuthenticator, BasicAuthenticator, JwtAuthenticator};
-//! use grpc_auth::authn::jwt::{JwtKey, StaticKeys};
-//! use jsonwebtoken::Algorithm;
+//! use grpc_auth::{AuthLayer, Authenticator, Policy};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let jwt = JwtAuthenticator::new(StaticKeys::from(JwtKey::secret(Algorithm::HS256, b"secret")?))
@@ -30,10 +33,12 @@
 //! |---|---|
 //! | no, malformed, invalid, expired credentials | `UNAUTHENTICATED` |
 //! | authenticated but lacking a scope or role | `PERMISSION_DENIED` |
-//! | the authenticator's dependency failed | `UNAVAILABLE` |
+//! | the check cannot be made now (a dependency down, too busy) | `UNAVAILABLE` |
+//! | too many failed logins | `RESOURCE_EXHAUSTED` |
 //!
 //! Modules: [`authn`] (server authenticators), [`layer`] (the tower layer),
-//! [`policy`] (per-method rules), [`Principal`], [`AuthError`], [`Secret`], [`clock`].
+//! [`policy`] (per-method rules), [`credentials`] (client call credentials), [`clock`];
+//! and [`Principal`], [`AuthError`], [`Secret`].
 //!
 //! ## Crate features
 //! - `aws-lc-rs` (default): jsonwebtoken verifies with aws-lc-rs, and rustls fetches
@@ -64,6 +69,11 @@ pub mod policy;
 mod principal;
 mod secret;
 mod wire;
+
+/// The README's examples, compiled as doc tests so they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
 
 pub use authn::Authenticator;
 pub use error::AuthError;

@@ -1,16 +1,24 @@
 //! Client side: call credentials that attach authorization metadata to each RPC, like
 //! gRPC's `AuthMetadataPlugin` / `PerRPCCredentials` / `CallCredentials`.
 //!
-//! ```no_run
+//! ```
 //! use grpc_auth::credentials::{BearerToken, CredentialsLayer};
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let target: http::Uri = "https://greeter.example:443".parse()?;
-//! let channel = tonic::transport::Endpoint::from(target.clone()).connect().await?;
-//! let channel = tower::ServiceBuilder::new()
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let target: http::Uri = "https://greeter.example".parse()?;
+//! // With tonic: `.service(channel)` for a `tonic::transport::Channel` to `target`, then
+//! // `GreeterClient::new(svc)`. Here, a stand-in channel that echoes what it was sent:
+//! let svc = ServiceBuilder::new()
 //!     .layer(CredentialsLayer::new(BearerToken::new("eyJ..."), target))
-//!     .service(channel);
-//! // let mut client = GreeterClient::new(channel);
-//! # let _ = channel; Ok(()) }
+//!     .service_fn(|req: http::Request<()>| async move {
+//!         let sent = req.headers()["authorization"].to_str().unwrap_or("").to_owned();
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(sent))
+//!     });
+//! let call = http::Request::builder().uri("/helloworld.Greeter/SayHello").body(())?;
+//! assert_eq!(svc.oneshot(call).await?.into_body(), "Bearer eyJ...");
+//! # Ok(()) }
 //! ```
 //!
 //! - Credentials: [`BearerToken`], [`BasicCredentials`], [`ApiKeyCredentials`],

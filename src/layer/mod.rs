@@ -2,20 +2,38 @@
 //! each request against the [`Policy`], and [`ResponseFuture`]
 //! drives authentication then the inner call.
 //!
-//! ```no_run
-//! use grpc_auth::{AuthLayer, Policy, Principal};
+//! ```
 //! use grpc_auth::authn::ApiKeyAuthenticator;
+//! use grpc_auth::{AuthLayer, Policy, Principal};
+//! use tonic::body::Body;
+//! use tower::{ServiceBuilder, ServiceExt};
 //!
-//! # async fn run(routes: tonic::service::Routes) -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let layer = AuthLayer::new(ApiKeyAuthenticator::new().key("k-123", "svc-a"))
 //!     .policy(Policy::new().public("/grpc.health.v1.Health/*"));
-//! tonic::transport::Server::builder()
-//!     .layer(layer)
-//!     .add_routes(routes)
-//!     .serve("127.0.0.1:50051".parse()?)
-//!     .await?;
+//! // With tonic: `Server::builder().layer(layer).add_routes(routes)`. Here, a handler
+//! // that answers with the caller it was given:
+//! let svc = ServiceBuilder::new().layer(layer).service_fn(|req: http::Request<Body>| async move {
+//!     let who = req.extensions().get::<Principal>().map(|p| p.subject().to_owned());
+//!     let mut res = http::Response::new(Body::default());
+//!     res.headers_mut().insert("x-caller", who.unwrap_or_default().parse().unwrap());
+//!     Ok::<_, std::convert::Infallible>(res)
+//! });
+//!
+//! let call = |key: Option<&str>| {
+//!     let mut req = http::Request::builder().uri("/helloworld.Greeter/SayHello");
+//!     if let Some(key) = key {
+//!         req = req.header("x-api-key", key);
+//!     }
+//!     svc.clone().oneshot(req.body(Body::default()).unwrap())
+//! };
+//! let ok = call(Some("k-123")).await?;
+//! assert_eq!(ok.headers()["x-caller"], "svc-a");
+//! let refused = call(Some("wrong")).await?; // trailers-only gRPC error, handler not called
+//! assert_eq!(refused.headers()["grpc-status"], "16");
+//! assert_eq!(refused.headers()["grpc-message"], "invalid%20API%20key");
 //! # Ok(()) }
-//! // In a handler: `request.extensions().get::<Principal>()`.
 //! ```
 
 mod drain;
