@@ -48,7 +48,7 @@
 //! - `jwks` (default): remote keys (`JwksKeys`, `IssuerKeys`), with reqwest and rustls.
 //!   Without it, static keys only, and none of the HTTP client is built.
 
-#![deny(missing_docs, unreachable_pub, unsafe_code)]
+// Lints: the workspace's `[lints]` in Cargo.toml, and for the library's own code:
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
     test,

@@ -4,31 +4,31 @@
 #![allow(dead_code)]
 
 /// Splits at the first `sep`; `form` (e.g. `USER:PASSWORD`) names the expected form.
-pub fn pair(s: &str, sep: char, form: &str) -> Result<(String, String), String> {
+pub(crate) fn pair(s: &str, sep: char, form: &str) -> Result<(String, String), String> {
     s.split_once(sep)
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
         .ok_or_else(|| format!("expected `{form}`"))
 }
 
 /// `USER:PASSWORD` (the password may contain `:`).
-pub fn user_password(s: &str) -> Result<(String, String), String> {
+pub(crate) fn user_password(s: &str) -> Result<(String, String), String> {
     pair(s, ':', "USER:PASSWORD")
 }
 
 /// `KEY=PRINCIPAL` (an API key and the principal it authenticates as).
-pub fn key_principal(s: &str) -> Result<(String, String), String> {
+pub(crate) fn key_principal(s: &str) -> Result<(String, String), String> {
     pair(s, '=', "KEY=PRINCIPAL")
 }
 
 /// `METHOD_PATH=SCOPE`.
-pub fn method_scope(s: &str) -> Result<(String, String), String> {
+pub(crate) fn method_scope(s: &str) -> Result<(String, String), String> {
     pair(s, '=', "METHOD_PATH=SCOPE")
 }
 
 /// Parses `KEY_ID=SECRET`. A key id may end in base64 padding (the Tyk demo's
 /// `eyJ...fQ==`): the split is at the last `=` of the first run of `=`, so
 /// `abc===s3cret` is `("abc==", "s3cret")`.
-pub fn key_secret(s: &str) -> Result<(String, String), String> {
+pub(crate) fn key_secret(s: &str) -> Result<(String, String), String> {
     let start = s
         .find('=')
         .ok_or_else(|| "expected `KEY_ID=SECRET`".to_owned())?;
@@ -39,10 +39,10 @@ pub fn key_secret(s: &str) -> Result<(String, String), String> {
 
 /// A file's contents, read while the command line is parsed.
 #[derive(Clone)]
-pub struct FileBytes(pub Vec<u8>);
+pub(crate) struct FileBytes(pub Vec<u8>);
 
 /// Reads the file at `path`.
-pub fn read_file(path: &str) -> Result<FileBytes, String> {
+pub(crate) fn read_file(path: &str) -> Result<FileBytes, String> {
     std::fs::read(path)
         .map(FileBytes)
         .map_err(|e| format!("cannot read {path}: {e}"))

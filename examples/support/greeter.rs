@@ -25,7 +25,7 @@ use tonic::{Request, Response, Status};
 
 /// Greets with the principal the auth layer put in the request extensions.
 #[derive(Debug, Default, Clone)]
-pub struct MyGreeter;
+pub(crate) struct MyGreeter;
 
 fn greeting(req: &Request<HelloRequest>) -> String {
     let name = &req.get_ref().name;
@@ -59,38 +59,38 @@ impl Greeter for MyGreeter {
 
 /// What the greeter server is configured with (the example's flags).
 #[derive(Debug, Default, Clone)]
-pub struct ServerConfig {
-    pub jwt_hs256_secret: Option<String>,
+pub(crate) struct ServerConfig {
+    pub(crate) jwt_hs256_secret: Option<String>,
     /// PEM public keys (RSA: RS256/PS256, EC: ES256/ES384, Ed25519: EdDSA).
-    pub jwt_public_keys: Vec<Vec<u8>>,
+    pub(crate) jwt_public_keys: Vec<Vec<u8>>,
     /// Checked against `iss`; also the issuer of a `--jwks-url` key set.
-    pub jwt_issuer: Option<String>,
-    pub jwt_audience: Option<String>,
+    pub(crate) jwt_issuer: Option<String>,
+    pub(crate) jwt_audience: Option<String>,
     /// JWKS URLs (remote keys instead of the static ones above).
-    pub jwks_urls: Vec<String>,
+    pub(crate) jwks_urls: Vec<String>,
     /// Issuers whose keys are found by OpenID Connect discovery; several are routed
     /// by the token's `iss`.
-    pub oidc_issuers: Vec<String>,
+    pub(crate) oidc_issuers: Vec<String>,
     /// `(user, password)`; a password starting with `$argon2` is a PHC hash.
-    pub basic_users: Vec<(String, String)>,
+    pub(crate) basic_users: Vec<(String, String)>,
     /// `(key, principal)`.
-    pub api_keys: Vec<(String, String)>,
+    pub(crate) api_keys: Vec<(String, String)>,
     /// `(key id, secret)` for HMAC signatures; the secret's bytes are the key as given.
-    pub hmac_keys: Vec<(String, String)>,
-    pub public: Vec<String>,
+    pub(crate) hmac_keys: Vec<(String, String)>,
+    pub(crate) public: Vec<String>,
     /// `(method path, scope)`.
-    pub require_scope: Vec<(String, String)>,
+    pub(crate) require_scope: Vec<(String, String)>,
     /// PEM certificate chain and private key: serve TLS instead of plaintext.
-    pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    pub(crate) tls: Option<(Vec<u8>, Vec<u8>)>,
     /// Basic logins are answered with `authorization: Bearer <token>` (any method).
-    pub issue_tokens: bool,
+    pub(crate) issue_tokens: bool,
     /// The keys tokens are signed with (a handle: rotate it while serving); without
     /// one, a random key made at start-up.
-    pub token_keys: Option<TokenKeys>,
+    pub(crate) token_keys: Option<TokenKeys>,
     /// How long an issued token lasts (default 15 minutes).
-    pub token_ttl: Option<Duration>,
+    pub(crate) token_ttl: Option<Duration>,
     /// Counts Basic verifications (accepted or refused), for tests.
-    pub basic_verifications: Option<Arc<AtomicUsize>>,
+    pub(crate) basic_verifications: Option<Arc<AtomicUsize>>,
 }
 
 /// Counts the calls on which `A` found its credential.
@@ -108,10 +108,10 @@ impl<A: Authenticator> Authenticator for Counted<A> {
 }
 
 /// The audience of the tokens the greeter issues: its replicas share it.
-pub const TOKEN_AUDIENCE: &str = "helloworld.Greeter";
+pub(crate) const TOKEN_AUDIENCE: &str = "helloworld.Greeter";
 
 /// A random token key (one replica; replicas share a key through `--token-secret`).
-pub fn random_token_keys() -> Result<TokenKeys, String> {
+pub(crate) fn random_token_keys() -> Result<TokenKeys, String> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
     TokenKeys::hs256("k1", secret.as_slice()).map_err(|e| e.to_string())
@@ -137,7 +137,7 @@ fn pem_key(pem: &[u8]) -> Result<JwtKey, String> {
 
 impl ServerConfig {
     /// The authenticator: every configured scheme, first match wins.
-    pub fn authenticator(&self) -> Result<BoxAuthenticator, String> {
+    pub(crate) fn authenticator(&self) -> Result<BoxAuthenticator, String> {
         let mut auth = NoAuthenticator.boxed();
         let mut basic = None;
         if !self.basic_users.is_empty() {
@@ -262,7 +262,7 @@ impl ServerConfig {
 
     /// The policy: health checks and `--public` methods are public, `--require-scope`
     /// adds scopes, everything else needs an authenticated caller.
-    pub fn policy(&self) -> Policy {
+    pub(crate) fn policy(&self) -> Policy {
         let mut policy = Policy::new().public("/grpc.health.v1.Health/*");
         for p in &self.public {
             policy = policy.public(p);
@@ -273,13 +273,13 @@ impl ServerConfig {
         policy
     }
 
-    pub fn layer(&self) -> Result<AuthLayer<BoxAuthenticator>, String> {
+    pub(crate) fn layer(&self) -> Result<AuthLayer<BoxAuthenticator>, String> {
         Ok(AuthLayer::new(self.authenticator()?).policy(self.policy()))
     }
 }
 
 /// Serves the greeter (and a health service) behind the auth layer on `listener`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     config: &ServerConfig,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -303,7 +303,7 @@ pub async fn serve(
 }
 
 /// Starts the server on 127.0.0.1:0 in the background and returns its address.
-pub async fn spawn(config: ServerConfig) -> SocketAddr {
+pub(crate) async fn spawn(config: ServerConfig) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");

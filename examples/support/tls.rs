@@ -7,13 +7,13 @@ use rcgen::{
 };
 
 /// PEMs: (CA certificate, server certificate, server private key).
-pub struct TestPki {
-    pub ca_pem: String,
-    pub cert_pem: String,
-    pub key_pem: String,
+pub(crate) struct TestPki {
+    pub(crate) ca_pem: String,
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
 }
 
-pub fn test_pki() -> TestPki {
+pub(crate) fn test_pki() -> TestPki {
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params
@@ -44,7 +44,7 @@ pub fn test_pki() -> TestPki {
 }
 
 /// A TLS channel to `https://127.0.0.1:port` trusting only `ca_pem`.
-pub async fn channel(port: u16, ca_pem: &str) -> tonic::transport::Channel {
+pub(crate) async fn channel(port: u16, ca_pem: &str) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
         .expect("endpoint")
         .tls_config(

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -14,7 +14,7 @@ pub fn now() -> i64 {
 }
 
 /// Standard claims for `sub`, valid for an hour, plus `extra`.
-pub fn claims(sub: &str, iss: &str, aud: &str, extra: Value) -> Value {
+pub(crate) fn claims(sub: &str, iss: &str, aud: &str, extra: Value) -> Value {
     let mut c = json!({ "sub": sub, "iss": iss, "aud": aud, "iat": now(), "exp": now() + 3600 });
     if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
         c.extend(extra);
@@ -22,7 +22,7 @@ pub fn claims(sub: &str, iss: &str, aud: &str, extra: Value) -> Value {
     c
 }
 
-pub fn hs256(secret: &str, claims: &Value) -> String {
+pub(crate) fn hs256(secret: &str, claims: &Value) -> String {
     install_jwt_provider();
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -32,7 +32,7 @@ pub fn hs256(secret: &str, claims: &Value) -> String {
     .expect("sign HS256")
 }
 
-pub fn sign_pem(alg: Algorithm, private_pem: &[u8], claims: &Value) -> String {
+pub(crate) fn sign_pem(alg: Algorithm, private_pem: &[u8], claims: &Value) -> String {
     install_jwt_provider();
     let key = match alg {
         Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(private_pem),
@@ -45,6 +45,6 @@ pub fn sign_pem(alg: Algorithm, private_pem: &[u8], claims: &Value) -> String {
 
 /// jsonwebtoken needs its crypto provider before it signs; making an authenticator
 /// installs the one grpc-auth uses.
-pub fn install_jwt_provider() {
+pub(crate) fn install_jwt_provider() {
     let _ = grpc_auth::authn::jwt::JwtAuthenticator::new(grpc_auth::authn::jwt::StaticKeys::new());
 }

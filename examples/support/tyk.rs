@@ -30,26 +30,26 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 /// Rate limit given to every verified key: 1000 requests per second.
-pub const SESSION_RATE: f64 = 1000.0;
+pub(crate) const SESSION_RATE: f64 = 1000.0;
 /// The rate limit's period in seconds.
-pub const SESSION_PER: f64 = 1.0;
+pub(crate) const SESSION_PER: f64 = 1.0;
 /// Quota: -1 is Tyk's "unlimited".
-pub const SESSION_QUOTA_MAX: i64 = -1;
+pub(crate) const SESSION_QUOTA_MAX: i64 = -1;
 /// Quota renewal period in seconds.
-pub const SESSION_QUOTA_RENEWAL_RATE: i64 = 3600;
+pub(crate) const SESSION_QUOTA_RENEWAL_RATE: i64 = 3600;
 
 /// What the plugin is configured with (the example's flags).
 #[derive(Debug, Clone)]
-pub struct PluginConfig {
+pub(crate) struct PluginConfig {
     /// `(key id, secret)`; the secret's bytes are the HMAC key as given.
-    pub hmac_keys: Vec<(String, String)>,
+    pub(crate) hmac_keys: Vec<(String, String)>,
     /// Allowed distance of `Date` from the clock; `None` accepts any date.
-    pub max_skew: Option<Duration>,
+    pub(crate) max_skew: Option<Duration>,
     /// Accepted signatures remembered against replay; 0 turns replay protection off
     /// (date-only signatures without a nonce repeat within one second).
-    pub replay_cache_size: usize,
+    pub(crate) replay_cache_size: usize,
     /// Where time comes from (tests: a `ManualClock`).
-    pub clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Default for PluginConfig {
@@ -79,7 +79,7 @@ impl Clock for SharedClock {
 
 /// The coprocess `Dispatcher`.
 #[derive(Debug, Clone)]
-pub struct TykPlugin {
+pub(crate) struct TykPlugin {
     verifier: HmacVerifier<StaticHmacKeys>,
     clock: Arc<dyn Clock>,
 }
@@ -88,7 +88,7 @@ impl TykPlugin {
     /// A plugin verifying with `config`'s keys. Date-only signatures (the Tyk demo's
     /// `hmac.sh`) are accepted; a signature that lists `(request-target)` is checked
     /// against the request's method and path.
-    pub fn new(config: &PluginConfig) -> Self {
+    pub(crate) fn new(config: &PluginConfig) -> Self {
         let keys: StaticHmacKeys = config.hmac_keys.iter().cloned().collect();
         let mut verifier = HmacVerifier::new(keys)
             .allow_date_only()
@@ -108,7 +108,7 @@ impl TykPlugin {
     }
 
     /// Handles one hook call: verifies on `CustomKeyCheck`, logs the other hooks.
-    pub async fn handle(&self, mut object: Object) -> Object {
+    pub(crate) async fn handle(&self, mut object: Object) -> Object {
         match HookType::try_from(object.hook_type) {
             Ok(HookType::CustomKeyCheck) => self.auth_check(&mut object).await,
             Ok(hook) => tracing::info!(
@@ -193,7 +193,7 @@ impl TykPlugin {
 
 /// 400 for a request that is not well-formed, 503 when the check could not be made
 /// (key store down, replay cache full), else 401.
-pub fn status_for(e: &HmacError) -> i32 {
+pub(crate) fn status_for(e: &HmacError) -> i32 {
     if e.is_malformed() {
         400
     } else if e.is_unavailable() {
@@ -205,7 +205,7 @@ pub fn status_for(e: &HmacError) -> i32 {
 
 /// The gateway's header map (Go-canonical names, first value only) as a `HeaderMap`.
 /// Entries that are not valid HTTP names or values are left out.
-pub fn header_map(headers: &HashMap<String, String>) -> HeaderMap {
+pub(crate) fn header_map(headers: &HashMap<String, String>) -> HeaderMap {
     headers
         .iter()
         .filter_map(|(k, v)| {
@@ -219,7 +219,7 @@ pub fn header_map(headers: &HashMap<String, String>) -> HeaderMap {
 
 /// The path the client requested: `url` (what the gateway rebuilds the request from),
 /// else `request_uri`; an absolute URL is cut to its path. The verifier drops the query.
-pub fn request_path(request: &MiniRequestObject) -> &str {
+pub(crate) fn request_path(request: &MiniRequestObject) -> &str {
     let url = if request.url.is_empty() {
         &request.request_uri
     } else {
@@ -267,7 +267,7 @@ fn without_query(url: &str) -> String {
 }
 
 /// A hook's object as JSON for the log: what a reader needs, no credentials, no bodies.
-pub fn hook_json(object: &Object) -> Value {
+pub(crate) fn hook_json(object: &Object) -> Value {
     let hook = HookType::try_from(object.hook_type)
         .map(|h| h.as_str_name())
         .unwrap_or("Unknown");
@@ -307,7 +307,7 @@ pub fn hook_json(object: &Object) -> Value {
 }
 
 /// An event payload for the log: JSON with credential-like fields redacted, else its size.
-pub fn event_json(payload: &str) -> Value {
+pub(crate) fn event_json(payload: &str) -> Value {
     fn redact(v: &mut Value) {
         match v {
             Value::Object(map) => {
@@ -349,7 +349,7 @@ impl Dispatcher for TykPlugin {
 }
 
 /// Serves the plugin on `listener`, plaintext (the gateway dials plugins without TLS).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     plugin: TykPlugin,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -361,7 +361,7 @@ pub async fn serve(
 }
 
 /// Starts the plugin on 127.0.0.1:0 in the background and returns its address.
-pub async fn spawn(plugin: TykPlugin) -> SocketAddr {
+pub(crate) async fn spawn(plugin: TykPlugin) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");

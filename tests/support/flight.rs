@@ -20,14 +20,14 @@ use grpc_auth::{AuthLayer, Authenticator, Principal};
 use tonic::codegen::tokio_stream::{self, Stream};
 use tonic::{Request, Response, Status, Streaming};
 
-pub const HANDSHAKE: &str = "/arrow.flight.protocol.FlightService/Handshake";
-pub const SECRET: &[u8] = b"flight-token-secret-0123456789abcdef";
+pub(crate) const HANDSHAKE: &str = "/arrow.flight.protocol.FlightService/Handshake";
+pub(crate) const SECRET: &[u8] = b"flight-token-secret-0123456789abcdef";
 
 type Answer<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Handshake and DoAction; the rest is UNIMPLEMENTED.
 #[derive(Debug, Default)]
-pub struct Flight;
+pub(crate) struct Flight;
 
 fn unimplemented<T>() -> Result<T, Status> {
     Err(Status::unimplemented("not part of this test server"))
@@ -128,14 +128,14 @@ impl Authenticator for Counted {
 }
 
 /// A running server: its address and how many Basic verifications it made.
-pub struct FlightServer {
-    pub addr: SocketAddr,
-    pub logins: Arc<AtomicUsize>,
+pub(crate) struct FlightServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) logins: Arc<AtomicUsize>,
 }
 
 /// Serves [`Flight`] over TLS on 127.0.0.1:0 behind `AuthLayer(TokenExchange)`, logins
 /// only on Handshake, for the user grace:hopper.
-pub async fn spawn(cert_pem: &str, key_pem: &str) -> FlightServer {
+pub(crate) async fn spawn(cert_pem: &str, key_pem: &str) -> FlightServer {
     let logins = Arc::new(AtomicUsize::new(0));
     let basic = Counted(
         BasicAuthenticator::new().user("grace", "hopper"),

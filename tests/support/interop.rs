@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+pub(crate) const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
 
 /// The venv's Python, or `None` (skip) when it is missing and interop is not required.
-pub fn python() -> Option<&'static Path> {
+pub(crate) fn python() -> Option<&'static Path> {
     let py = Path::new(PYTHON);
     if py.exists() {
         return Some(py);
@@ -21,10 +21,10 @@ pub fn python() -> Option<&'static Path> {
 }
 
 /// A directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub fn new(prefix: &str) -> Self {
+    pub(crate) fn new(prefix: &str) -> Self {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -34,7 +34,7 @@ impl TempDir {
         Self(dir)
     }
 
-    pub fn write(&self, name: &str, contents: &[u8]) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, contents: &[u8]) -> PathBuf {
         let path = self.0.join(name);
         std::fs::write(&path, contents).expect("write temp file");
         path

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 /// How the server answers (both paths).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// The configured documents.
     Serve,
     /// This HTTP status, with a small body.
@@ -55,16 +55,16 @@ struct Inner {
 
 /// The running server; its task ends with the test's runtime.
 #[derive(Clone)]
-pub struct JwksServer(Arc<Inner>);
+pub(crate) struct JwksServer(Arc<Inner>);
 
 impl JwksServer {
     /// A plain-http server serving `jwks`.
-    pub async fn start(jwks: Value) -> Self {
+    pub(crate) async fn start(jwks: Value) -> Self {
         Self::start_with(jwks, None).await
     }
 
     /// An https server serving `jwks` with this certificate chain and key (PEM).
-    pub async fn start_tls(jwks: Value, cert_pem: &str, key_pem: &str) -> Self {
+    pub(crate) async fn start_tls(jwks: Value, cert_pem: &str, key_pem: &str) -> Self {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
@@ -127,50 +127,50 @@ impl JwksServer {
     }
 
     /// `http://127.0.0.1:port` (or https): the issuer discovery finds.
-    pub fn issuer(&self) -> String {
+    pub(crate) fn issuer(&self) -> String {
         self.0.base.clone()
     }
 
     /// The key set's URL.
-    pub fn jwks_url(&self) -> String {
+    pub(crate) fn jwks_url(&self) -> String {
         format!("{}/jwks.json", self.0.base)
     }
 
     /// Serves `jwks` from now on.
-    pub fn set_jwks(&self, jwks: Value) {
+    pub(crate) fn set_jwks(&self, jwks: Value) {
         *self.0.jwks.lock().unwrap() = jwks;
     }
 
-    pub fn set_mode(&self, mode: Mode) {
+    pub(crate) fn set_mode(&self, mode: Mode) {
         *self.0.mode.lock().unwrap() = mode;
     }
 
     /// Sends this `Cache-Control` with the key set (`None`: none).
-    pub fn set_cache_control(&self, value: Option<&str>) {
+    pub(crate) fn set_cache_control(&self, value: Option<&str>) {
         *self.0.cache_control.lock().unwrap() = value.map(str::to_owned);
     }
 
     /// Makes the discovery document name `issuer` instead of the server's URL.
-    pub fn set_discovered_issuer(&self, issuer: &str) {
+    pub(crate) fn set_discovered_issuer(&self, issuer: &str) {
         *self.0.discovered_issuer.lock().unwrap() = Some(issuer.to_owned());
     }
 
     /// Makes answers wait until [`release`](Self::release).
-    pub fn hold(&self) {
+    pub(crate) fn hold(&self) {
         self.0.held.send_replace(true);
     }
 
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.0.held.send_replace(false);
     }
 
     /// Requests for the key set so far.
-    pub fn jwks_fetches(&self) -> usize {
+    pub(crate) fn jwks_fetches(&self) -> usize {
         self.0.jwks_fetches.load(Ordering::SeqCst)
     }
 
     /// Requests for the discovery document so far.
-    pub fn discovery_fetches(&self) -> usize {
+    pub(crate) fn discovery_fetches(&self) -> usize {
         self.0.discovery_fetches.load(Ordering::SeqCst)
     }
 }
@@ -279,11 +279,11 @@ impl Body for Chunked {
 // ---------------------------------------------------------------------------
 
 /// A private key, its algorithm and kid, and its public JWK.
-pub struct TestKey {
-    pub kid: String,
-    pub alg: Algorithm,
+pub(crate) struct TestKey {
+    pub(crate) kid: String,
+    pub(crate) alg: Algorithm,
     signing: EncodingKey,
-    pub jwk: Value,
+    pub(crate) jwk: Value,
 }
 
 impl TestKey {
@@ -308,17 +308,17 @@ impl TestKey {
     }
 
     /// A token over `claims` whose header names this key's kid.
-    pub fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         self.sign_header(Some(&self.kid), claims)
     }
 
     /// A token over `claims` whose header has no kid.
-    pub fn sign_without_kid(&self, claims: &Value) -> String {
+    pub(crate) fn sign_without_kid(&self, claims: &Value) -> String {
         self.sign_header(None, claims)
     }
 
     /// A token over `claims` naming `kid`, whatever it is.
-    pub fn sign_as(&self, kid: &str, claims: &Value) -> String {
+    pub(crate) fn sign_as(&self, kid: &str, claims: &Value) -> String {
         self.sign_header(Some(kid), claims)
     }
 
@@ -329,7 +329,7 @@ impl TestKey {
     }
 }
 
-pub fn rsa(kid: &str) -> TestKey {
+pub(crate) fn rsa(kid: &str) -> TestKey {
     TestKey::new(
         Algorithm::RS256,
         include_bytes!("../keys/rsa_private.pem"),
@@ -338,7 +338,7 @@ pub fn rsa(kid: &str) -> TestKey {
 }
 
 /// A second RSA key.
-pub fn rsa2(kid: &str) -> TestKey {
+pub(crate) fn rsa2(kid: &str) -> TestKey {
     TestKey::new(
         Algorithm::RS256,
         include_bytes!("../keys/rsa2_private.pem"),
@@ -346,7 +346,7 @@ pub fn rsa2(kid: &str) -> TestKey {
     )
 }
 
-pub fn ec256(kid: &str) -> TestKey {
+pub(crate) fn ec256(kid: &str) -> TestKey {
     TestKey::new(
         Algorithm::ES256,
         include_bytes!("../keys/ec256_private.pem"),
@@ -354,7 +354,7 @@ pub fn ec256(kid: &str) -> TestKey {
     )
 }
 
-pub fn ed25519(kid: &str) -> TestKey {
+pub(crate) fn ed25519(kid: &str) -> TestKey {
     TestKey::new(
         Algorithm::EdDSA,
         include_bytes!("../keys/ed25519_private.pem"),
@@ -363,12 +363,12 @@ pub fn ed25519(kid: &str) -> TestKey {
 }
 
 /// `{"keys": [...]}` of the keys' JWKs.
-pub fn jwks(keys: &[&TestKey]) -> Value {
+pub(crate) fn jwks(keys: &[&TestKey]) -> Value {
     json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
 }
 
 /// jsonwebtoken needs its crypto provider before it signs; making an authenticator
 /// installs the one grpc-auth uses.
-pub fn install_jwt_provider() {
+pub(crate) fn install_jwt_provider() {
     let _ = grpc_auth::authn::jwt::JwtAuthenticator::new(grpc_auth::authn::jwt::StaticKeys::new());
 }
