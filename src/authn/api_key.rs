@@ -86,9 +86,7 @@ impl Authenticator for ApiKeyAuthenticator {
         self.keys
             .get(&self.hasher.hash_one(presented))
             .and_then(|bucket| bucket.iter().find(|(k, _)| k.ct_eq(presented)))
-            .map(|(_, principal)| {
-                Some(Authenticated::new(principal.clone()).with_credential(self.header.clone()))
-            })
+            .map(|(_, principal)| Some(Authenticated::by(principal.clone(), self.header.clone())))
             .ok_or_else(|| AuthError::unauthenticated("invalid API key"))
     }
 }

@@ -397,7 +397,7 @@ impl Default for BasicAuthenticator {
 }
 
 fn accepted(principal: Principal) -> Authenticated {
-    Authenticated::new(principal).with_credential(http::header::AUTHORIZATION)
+    Authenticated::by(principal, http::header::AUTHORIZATION)
 }
 
 fn bad_credentials() -> AuthError {

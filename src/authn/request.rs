@@ -261,6 +261,7 @@ pub(crate) enum EntryError {
 
 /// The single value of metadata `name` as ASCII text, at most `max` bytes, or `None`
 /// when absent: the one way every scheme reads a credential-bearing entry.
+#[inline]
 pub(crate) fn single_entry<K: http::header::AsHeaderName>(
     headers: &HeaderMap,
     name: K,

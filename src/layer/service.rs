@@ -11,7 +11,6 @@ use tower_service::Service;
 use super::Config;
 use super::drain::drain;
 use super::future::ResponseFuture;
-use crate::authn::request::Reads;
 use crate::authn::{AuthRequest, Authenticated, Authenticator};
 use crate::{AuthError, Rule};
 
@@ -95,12 +94,10 @@ where
     let ctx = AuthRequest::new(req.uri().path(), req.headers())
         .with_extensions(req.extensions())
         .with_max_value_len(max_value_len);
-    let reads = Reads::new(None);
-    let outcome = match authenticator.authenticate(&ctx.recording(&reads)).await {
-        // Every credential must be judged: an `authorization` entry no accepting scheme
-        // took (an unknown scheme, or one only a scheme that did not accept read) is
-        // refused, even beside a valid credential of another scheme.
-        Ok(Some(found)) if !judged_authorization(&found, reads, req.headers()) => Err(
+    let outcome = match authenticator.authenticate(&ctx).await {
+        // Every credential must be judged: an `authorization` entry the accepting schemes
+        // did not take (an unknown scheme beside a valid API key) is refused.
+        Ok(Some(found)) if !judged_authorization(&found, req.headers()) => Err(
             AuthError::unauthenticated("unsupported authorization scheme"),
         ),
         Ok(Some(found)) => rule.check(&found.principal).map(|()| found),
@@ -140,15 +137,12 @@ fn remote_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
 }
 
 /// Whether the accepted outcome judged the request's `authorization` entry, if it has
-/// one: the accepting schemes named it, or (naming nothing) read it.
-fn judged_authorization(found: &Authenticated, reads: Reads<'_>, headers: &HeaderMap) -> bool {
-    if !headers.contains_key(AUTHORIZATION) {
-        return true;
-    }
-    if found.credentials().is_empty() {
-        return reads.taken().contains(&AUTHORIZATION);
-    }
-    found.credentials().contains(&AUTHORIZATION)
+/// one: the accepting schemes named it. A scheme that names no entry (a custom one) is
+/// taken to have judged the request (compositions record what it read, see `AnyOf`).
+fn judged_authorization(found: &Authenticated, headers: &HeaderMap) -> bool {
+    found.credentials().is_empty()
+        || found.credentials().contains(&AUTHORIZATION)
+        || !headers.contains_key(AUTHORIZATION)
 }
 
 /// Logs a rejection (method, code, reason; `warn` when the check could not be made)

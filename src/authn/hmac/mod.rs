@@ -450,9 +450,9 @@ impl<K: HmacKeyStore> Authenticator for HmacAuthenticator<K> {
             .verifier
             .verify_within("POST", req.method(), req.headers(), req.max_value_len())
             .await?;
-        Ok(Some(
-            Authenticated::new(Principal::new(verified.key_id, "hmac"))
-                .with_credential(http::header::AUTHORIZATION),
-        ))
+        Ok(Some(Authenticated::by(
+            Principal::new(verified.key_id, "hmac"),
+            http::header::AUTHORIZATION,
+        )))
     }
 }

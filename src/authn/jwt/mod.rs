@@ -433,9 +433,10 @@ impl<K: KeySource> Authenticator for JwtAuthenticator<K> {
             return Ok(None);
         }
         let principal = self.verify_cached(auth.credentials()).await?;
-        Ok(Some(
-            Authenticated::new(principal).with_credential(http::header::AUTHORIZATION),
-        ))
+        Ok(Some(Authenticated::by(
+            principal,
+            http::header::AUTHORIZATION,
+        )))
     }
 }
 

@@ -118,9 +118,10 @@ impl<L: Authenticator, T: TokenIssuer> Authenticator for TokenExchange<L, T> {
             && self.tokens.recognizes(auth.credentials())
         {
             let principal = self.tokens.verify(auth.credentials()).await?;
-            return Ok(Some(
-                Authenticated::new(principal).with_credential(AUTHORIZATION),
-            ));
+            return Ok(Some(Authenticated::by(
+                principal,
+                http::header::AUTHORIZATION,
+            )));
         }
         if !self.is_login_method(req.method()) {
             // Not a login here, but a credential the login scheme owns is still judged:
