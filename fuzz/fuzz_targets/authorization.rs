@@ -3,7 +3,10 @@
 //! entries, with the default and a small length bound).
 #![no_main]
 
-use grpc_auth::authn::{AuthRequest, Authorization, DEFAULT_MAX_VALUE_LEN};
+use grpc_auth::authn::{AuthRequest, Authorization};
+
+/// The documented default bound on a credential-bearing value (8 KiB).
+const DEFAULT_MAX_VALUE_LEN: usize = 8 * 1024;
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use libfuzzer_sys::fuzz_target;
 

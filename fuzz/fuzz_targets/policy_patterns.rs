@@ -84,6 +84,8 @@ fn check_model(rule: &Rule, p: &Principal) -> bool {
             scopes.iter().all(|s| p.scopes().contains(s))
                 && (roles.is_empty() || roles.iter().any(|r| p.roles().contains(r)))
         }
+        // `Rule` is non-exhaustive; the model builds only the variants above.
+        _ => unreachable!("the model made {rule:?}"),
     }
 }
 
