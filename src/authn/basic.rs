@@ -412,11 +412,12 @@ impl Authenticator for BasicAuthenticator {
         if !auth.is_scheme("Basic") {
             return Ok(None);
         }
-        let (name, password) = wire::basic::decode(auth.credentials())
+        let decoded = wire::basic::decode(auth.credentials())
             .map_err(|e| AuthError::unauthenticated(e.message()))?;
-        let user = self.users.get(&name);
+        let (name, password) = (decoded.user(), decoded.password());
+        let user = self.users.get(name);
         // A cached verification proves the password: no guess, no limit to apply.
-        let cache_key = match user.map(|u| self.lookup(u, &name, &password)) {
+        let cache_key = match user.map(|u| self.lookup(u, name, password)) {
             Some(Lookup::Hit) => {
                 return Ok(user.map(|u| accepted(u.principal.clone())));
             }
@@ -425,13 +426,15 @@ impl Authenticator for BasicAuthenticator {
         };
         let peer = req.remote_addr().map(|a| a.ip());
         if let Some(limits) = &self.limits {
-            limits.attempt(&name, peer, self.clock.unix_seconds())?;
+            limits.attempt(name, peer, self.clock.unix_seconds())?;
         }
-        let checked = self.check_password(user, password, cache_key).await;
+        let checked = self
+            .check_password(user, Zeroizing::new(password.to_owned()), cache_key)
+            .await;
         match (checked, &self.limits) {
             (Ok(true), limits) => {
                 if let Some(limits) = limits {
-                    limits.succeeded(&name, peer);
+                    limits.succeeded(name, peer);
                 }
                 // `check_password` is true only for a known user.
                 if let Some(user) = user {
@@ -443,7 +446,7 @@ impl Authenticator for BasicAuthenticator {
             (Ok(false), _) => Err(bad_credentials()),
             // Not checked (busy): the attempt is given back.
             (Err(e), Some(limits)) => {
-                limits.refund(&name, peer);
+                limits.refund(name, peer);
                 Err(e)
             }
             (Err(e), None) => Err(e),

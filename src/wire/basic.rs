@@ -36,20 +36,42 @@ impl BasicError {
     }
 }
 
-/// The user and password of Basic `credentials` (the text after `Basic `); the password
-/// may hold ':'.
-pub(crate) fn decode(credentials: &str) -> Result<(String, Zeroizing<String>), BasicError> {
-    let bytes = Zeroizing::new(
-        STANDARD
-            .decode(credentials)
-            .map_err(|_| BasicError::NotBase64)?,
-    );
-    let text = std::str::from_utf8(&bytes).map_err(|_| BasicError::NotUtf8)?;
-    let (user, password) = text.split_once(':').ok_or(BasicError::NoSeparator)?;
-    if user.is_empty() || password.is_empty() {
+/// Decoded Basic credentials: the user and the password are read in place from one
+/// buffer, wiped on drop.
+pub(crate) struct Decoded {
+    text: Zeroizing<String>,
+    colon: usize,
+}
+
+impl Decoded {
+    /// The user name.
+    pub(crate) fn user(&self) -> &str {
+        self.text.get(..self.colon).unwrap_or_default()
+    }
+
+    /// The password (may hold ':').
+    pub(crate) fn password(&self) -> &str {
+        self.text.get(self.colon + 1..).unwrap_or_default()
+    }
+}
+
+/// The user and password of Basic `credentials` (the text after `Basic `).
+pub(crate) fn decode(credentials: &str) -> Result<Decoded, BasicError> {
+    let bytes = STANDARD
+        .decode(credentials)
+        .map_err(|_| BasicError::NotBase64)?;
+    let text = Zeroizing::new(String::from_utf8(bytes).map_err(|e| {
+        // The rejected bytes are wiped too.
+        let mut bytes = e.into_bytes();
+        zeroize::Zeroize::zeroize(&mut bytes);
+        BasicError::NotUtf8
+    })?);
+    let colon = text.find(':').ok_or(BasicError::NoSeparator)?;
+    let decoded = Decoded { text, colon };
+    if decoded.user().is_empty() || decoded.password().is_empty() {
         return Err(BasicError::Empty);
     }
-    Ok((user.to_owned(), Zeroizing::new(password.to_owned())))
+    Ok(decoded)
 }
 
 #[cfg(test)]
@@ -61,22 +83,23 @@ mod tests {
         let v = value("ada", "love:lace");
         assert!(v.is_sensitive());
         let text = v.to_str().unwrap();
-        let (user, password) = decode(text.strip_prefix("Basic ").unwrap()).unwrap();
-        assert_eq!((user.as_str(), password.as_str()), ("ada", "love:lace"));
+        let d = decode(text.strip_prefix("Basic ").unwrap()).unwrap();
+        assert_eq!((d.user(), d.password()), ("ada", "love:lace"));
     }
 
     #[test]
     fn malformed_credentials_say_why() {
-        assert_eq!(decode("!!!"), Err(BasicError::NotBase64));
+        let err = |s: &str| decode(s).err();
+        assert_eq!(err("!!!"), Some(BasicError::NotBase64));
         assert_eq!(
-            decode(&STANDARD.encode([0xff, b':', 0xfe])),
-            Err(BasicError::NotUtf8)
+            err(&STANDARD.encode([0xff, b':', 0xfe])),
+            Some(BasicError::NotUtf8)
         );
         assert_eq!(
-            decode(&STANDARD.encode("adapw")),
-            Err(BasicError::NoSeparator)
+            err(&STANDARD.encode("adapw")),
+            Some(BasicError::NoSeparator)
         );
-        assert_eq!(decode(&STANDARD.encode(":pw")), Err(BasicError::Empty));
-        assert_eq!(decode(&STANDARD.encode("ada:")), Err(BasicError::Empty));
+        assert_eq!(err(&STANDARD.encode(":pw")), Some(BasicError::Empty));
+        assert_eq!(err(&STANDARD.encode("ada:")), Some(BasicError::Empty));
     }
 }
