@@ -103,8 +103,13 @@ fn merge(a: Authenticated, b: Authenticated) -> Authenticated {
         .with_scheme(scheme)
         .with_scopes(scopes)
         .with_roles(roles);
-    let mut response_headers = a.response_headers;
-    response_headers.extend(b.response_headers);
+    let response_headers = match (a.response_headers, b.response_headers) {
+        (Some(mut a), Some(b)) => {
+            a.extend(*b);
+            Some(a)
+        }
+        (a, b) => a.or(b),
+    };
     let mut merged = Authenticated {
         principal,
         response_headers,

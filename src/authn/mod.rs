@@ -69,8 +69,9 @@ use crate::{AuthError, Principal};
 pub struct Authenticated {
     /// Who the caller is.
     pub principal: Principal,
-    /// Metadata added to the response's initial headers.
-    pub response_headers: HeaderMap,
+    /// Metadata added to the response's initial headers (boxed: rare, and this type
+    /// travels through every accepted call).
+    response_headers: Option<Box<HeaderMap>>,
     credentials: Credentials,
 }
 
@@ -116,7 +117,7 @@ impl Authenticated {
     pub fn new(principal: Principal) -> Self {
         Self {
             principal,
-            response_headers: HeaderMap::new(),
+            response_headers: None,
             credentials: Credentials::None,
         }
     }
@@ -127,7 +128,7 @@ impl Authenticated {
     pub(crate) fn by(principal: Principal, name: HeaderName) -> Self {
         Self {
             principal,
-            response_headers: HeaderMap::new(),
+            response_headers: None,
             credentials: Credentials::One(name),
         }
     }
@@ -141,8 +142,20 @@ impl Authenticated {
 
     /// Adds `name: value` to the response's initial headers.
     pub fn with_response_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.response_headers.insert(name, value);
+        self.response_headers
+            .get_or_insert_with(Box::default)
+            .insert(name, value);
         self
+    }
+
+    /// The metadata added to the response's initial headers, if any.
+    pub fn response_headers(&self) -> Option<&HeaderMap> {
+        self.response_headers.as_deref()
+    }
+
+    /// The response metadata, taken out (the layer adds it to the response).
+    pub(crate) fn take_response_headers(&mut self) -> Option<Box<HeaderMap>> {
+        self.response_headers.take()
     }
 
     /// The metadata keys whose credentials were accepted.
@@ -165,7 +178,10 @@ impl std::fmt::Debug for Authenticated {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticated")
             .field("principal", &self.principal)
-            .field("response_headers", &RedactedHeaders(&self.response_headers))
+            .field(
+                "response_headers",
+                &self.response_headers.as_deref().map(RedactedHeaders),
+            )
             .field("credentials", &self.credentials())
             .finish()
     }

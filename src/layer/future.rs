@@ -9,7 +9,8 @@ use pin_project_lite::pin_project;
 use tonic::Status;
 use tower_service::Service;
 
-type Authorize<B> = Pin<Box<dyn Future<Output = Result<(Request<B>, HeaderMap), Status>> + Send>>;
+type Authorize<B> =
+    Pin<Box<dyn Future<Output = Result<(Request<B>, Option<Box<HeaderMap>>), Status>> + Send>>;
 
 pin_project! {
     /// Response future of [`AuthService`](super::AuthService).
@@ -36,7 +37,7 @@ pin_project! {
         Calling {
             #[pin]
             future: S::Future,
-            headers: HeaderMap,
+            headers: Option<Box<HeaderMap>>,
         },
         Rejected {
             response: Option<S::Response>,
@@ -49,7 +50,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
         Self {
             state: State::Calling {
                 future,
-                headers: HeaderMap::new(),
+                headers: None,
             },
         }
     }
@@ -96,8 +97,8 @@ where
                 }
                 StateProj::Calling { future, headers } => {
                     let mut response = ready!(future.poll(cx))?;
-                    if !headers.is_empty() {
-                        response.headers_mut().extend(std::mem::take(headers));
+                    if let Some(headers) = headers.take() {
+                        response.headers_mut().extend(*headers);
                     }
                     return Poll::Ready(Ok(response));
                 }

@@ -85,7 +85,7 @@ async fn authorize<A, B>(
     max_value_len: usize,
     rule: Arc<Rule>,
     mut req: Request<B>,
-) -> Result<(Request<B>, HeaderMap), Status>
+) -> Result<(Request<B>, Option<Box<HeaderMap>>), Status>
 where
     A: Authenticator,
     B: http_body::Body + Send + 'static,
@@ -109,15 +109,16 @@ where
     };
     let method = req.uri().path();
     match outcome {
-        Ok(found) => {
+        Ok(mut found) => {
             tracing::trace!(
                 method,
                 subject = found.principal.subject(),
                 scheme = found.principal.scheme(),
                 "grpc-auth: accepted"
             );
+            let headers = found.take_response_headers();
             req.extensions_mut().insert(found.principal);
-            Ok((req, found.response_headers))
+            Ok((req, headers))
         }
         Err(e) => {
             let status = rejected(method, &e);
