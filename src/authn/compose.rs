@@ -28,26 +28,33 @@ impl<A, B> AnyOf<A, B> {
 
 impl<A: Authenticator, B: Authenticator> Authenticator for AnyOf<A, B> {
     async fn authenticate(&self, req: &AuthRequest<'_>) -> AuthResult {
-        let reads = Reads::new(req.reads());
-        let first = self.first.authenticate(&req.recording(&reads)).await?;
-        let Some(mut found) = first else {
-            return self.second.authenticate(req).await;
+        let Some(mut found) = judged(&self.first, req).await? else {
+            return judged(&self.second, req).await;
         };
-        if found.credentials().is_empty() {
-            // A scheme that names no credential judged what it read.
-            for name in reads.taken() {
-                found = found.with_credential(name);
-            }
-        }
         let also = {
             let claimed = req.claim(found.credentials());
-            self.second.authenticate(&req.claiming(&claimed)).await?
+            judged(&self.second, &req.claiming(&claimed)).await?
         };
         if let Some(also) = also {
             found.absorb_credentials(also.credentials);
         }
         Ok(Some(found))
     }
+}
+
+/// `auth`'s outcome, where an acceptance that names no credential names the entries
+/// the scheme read (what it judged). Only the accepting scheme's own reads count.
+async fn judged<A: Authenticator>(auth: &A, req: &AuthRequest<'_>) -> AuthResult {
+    let reads = Reads::default();
+    let outcome = auth.authenticate(&req.recording(&reads)).await?;
+    Ok(outcome.map(|mut found| {
+        if found.credentials().is_empty() {
+            for name in reads.taken() {
+                found = found.with_credential(name);
+            }
+        }
+        found
+    }))
 }
 
 /// Requires every scheme. The principal is the first scheme's, with the scopes and
@@ -68,8 +75,8 @@ impl<A, B> AllOf<A, B> {
 
 impl<A: Authenticator, B: Authenticator> Authenticator for AllOf<A, B> {
     async fn authenticate(&self, req: &AuthRequest<'_>) -> AuthResult {
-        let a = self.first.authenticate(req).await?;
-        let b = self.second.authenticate(req).await?;
+        let a = judged(&self.first, req).await?;
+        let b = judged(&self.second, req).await?;
         match (a, b) {
             (None, None) => Ok(None),
             (Some(_), None) | (None, Some(_)) => Err(AuthError::unauthenticated(

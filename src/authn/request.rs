@@ -33,60 +33,34 @@ pub struct AuthRequest<'a> {
     extensions: Option<&'a Extensions>,
     max_value_len: usize,
     claimed: Option<&'a Claimed<'a>>,
-    reads: Option<&'a Reads<'a>>,
+    reads: Option<&'a Reads>,
 }
 
 /// The metadata keys a scheme read through [`AuthRequest::single_value`] (and so
 /// [`AuthRequest::authorization`]): what a scheme that names no credential is taken to
-/// have judged. Holds a few keys inline; past that it gives up (claims nothing).
-pub(crate) struct Reads<'a> {
-    names: std::sync::Mutex<ReadNames>,
-    outer: Option<&'a Reads<'a>>,
-}
-
+/// have judged, once it accepted. Each composition step records its own schemes; what a
+/// scheme that declined read is never credited to another.
 #[derive(Default)]
-struct ReadNames {
-    names: [Option<HeaderName>; 4],
-    overflow: bool,
+pub(crate) struct Reads {
+    names: std::sync::Mutex<Vec<HeaderName>>,
 }
 
-impl<'a> Reads<'a> {
-    /// A recorder; what it notes is noted by `outer` too (nested any-ofs).
-    pub(crate) fn new(outer: Option<&'a Reads<'a>>) -> Self {
-        Self {
-            names: std::sync::Mutex::default(),
-            outer,
-        }
-    }
-
+impl Reads {
     fn note(&self, name: &HeaderName) {
-        let mut link = Some(self);
-        while let Some(r) = link {
-            let mut n = r
-                .names
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !n.names.iter().flatten().any(|x| x == name) {
-                match n.names.iter_mut().find(|x| x.is_none()) {
-                    Some(slot) => *slot = Some(name.clone()),
-                    None => n.overflow = true,
-                }
-            }
-            drop(n);
-            link = r.outer;
+        let mut names = self
+            .names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !names.contains(name) {
+            names.push(name.clone());
         }
     }
 
-    /// The keys read, unless there were too many to hold.
+    /// The keys read.
     pub(crate) fn taken(self) -> Vec<HeaderName> {
-        let n = self
-            .names
+        self.names
             .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if n.overflow {
-            return Vec::new();
-        }
-        n.names.into_iter().flatten().collect()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -136,7 +110,7 @@ impl<'a> AuthRequest<'a> {
     }
 
     /// This request, noting the keys read into `reads`.
-    pub(crate) fn recording<'b>(&self, reads: &'b Reads<'b>) -> AuthRequest<'b>
+    pub(crate) fn recording<'b>(&self, reads: &'b Reads) -> AuthRequest<'b>
     where
         'a: 'b,
     {
@@ -144,11 +118,6 @@ impl<'a> AuthRequest<'a> {
             reads: Some(reads),
             ..*self
         }
-    }
-
-    /// The recorder this request notes reads into, if any.
-    pub(crate) fn reads(&self) -> Option<&'a Reads<'a>> {
-        self.reads
     }
 
     /// A link for [`claiming`](Self::claiming): `names` on top of what is already claimed.
