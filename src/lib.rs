@@ -68,6 +68,7 @@ pub mod layer;
 pub mod policy;
 mod principal;
 mod secret;
+pub mod store;
 mod wire;
 
 /// The README's examples, compiled as doc tests so they cannot drift.

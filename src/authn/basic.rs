@@ -69,7 +69,7 @@ pub struct BasicAuthenticator {
     clock: Arc<dyn Clock>,
     config: ConfigId,
     hashing: Arc<Hashing>,
-    limits: Option<Arc<FailureLimiter>>,
+    limits: Option<FailureLimiter>,
 }
 
 /// The bound on argon2 work: `running` checks at once, `queued` more waiting.
@@ -139,7 +139,10 @@ impl BasicAuthenticator {
                 cpus * DEFAULT_HASHES_PER_CPU.0,
                 cpus * DEFAULT_HASHES_PER_CPU.1,
             )),
-            limits: Some(Arc::new(FailureLimiter::new(FailureLimits::default()))),
+            limits: Some(FailureLimiter::memory(
+                FailureLimits::default(),
+                clock::system(),
+            )),
         }
     }
 
@@ -231,9 +234,28 @@ impl BasicAuthenticator {
     }
 
     /// Sets the failed-login limits (on by default: [`FailureLimits::default`]).
-    /// Clones share the counters.
+    /// Clones share the counters. They are kept where they were (the authenticator's
+    /// own memory, or the store given to [`failure_store`](Self::failure_store)).
     pub fn failure_limits(mut self, limits: FailureLimits) -> Self {
-        self.limits = Some(Arc::new(FailureLimiter::new(limits)));
+        self.limits = Some(match self.limits.as_ref().filter(|l| !l.own) {
+            Some(shared) => FailureLimiter::on(limits, shared.store().clone()),
+            None => FailureLimiter::memory(limits, self.clock.clone()),
+        });
+        self
+    }
+
+    /// Keeps the failed-login counters in `store`: with a
+    /// [`RedisStore`](crate::store::RedisStore) shared by every replica, the limits hold
+    /// for the cluster (one atomic script per attempt), not per replica. When the store
+    /// cannot answer, a login that needs a password check is refused with
+    /// `UNAVAILABLE` "failed-login limits unavailable: ..." (a cached login needs no
+    /// count and goes on).
+    pub fn failure_store(mut self, store: impl crate::store::Store) -> Self {
+        let limits = self
+            .limits
+            .as_ref()
+            .map_or_else(FailureLimits::default, FailureLimiter::limits);
+        self.limits = Some(FailureLimiter::on(limits, Arc::new(store)));
         self
     }
 
@@ -246,6 +268,9 @@ impl BasicAuthenticator {
     /// Uses `clock` for the cache's lifetimes and the failure windows.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        if let Some(own) = self.limits.as_ref().filter(|l| l.own) {
+            self.limits = Some(FailureLimiter::memory(own.limits(), self.clock.clone()));
+        }
         self.reconfigured()
     }
 
@@ -426,7 +451,7 @@ impl Authenticator for BasicAuthenticator {
         };
         let peer = req.remote_addr().map(|a| a.ip());
         if let Some(limits) = &self.limits {
-            limits.attempt(name, peer, self.clock.unix_seconds())?;
+            limits.attempt(name, peer).await?;
         }
         let checked = self
             .check_password(user, Zeroizing::new(password.to_owned()), cache_key)
@@ -434,7 +459,7 @@ impl Authenticator for BasicAuthenticator {
         match (checked, &self.limits) {
             (Ok(true), limits) => {
                 if let Some(limits) = limits {
-                    limits.succeeded(name, peer);
+                    limits.succeeded(name, peer).await;
                 }
                 // `check_password` is true only for a known user.
                 if let Some(user) = user {
@@ -446,7 +471,7 @@ impl Authenticator for BasicAuthenticator {
             (Ok(false), _) => Err(bad_credentials()),
             // Not checked (busy): the attempt is given back.
             (Err(e), Some(limits)) => {
-                limits.refund(name, peer);
+                limits.refund(name, peer).await;
                 Err(e)
             }
             (Err(e), None) => Err(e),

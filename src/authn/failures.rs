@@ -2,15 +2,14 @@
 //! password guesser gets a bounded number of tries, and once limited costs nothing
 //! (no password hash is computed).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use crate::AuthError;
+use crate::clock::Clock;
+use crate::store::{Counted, Key, Kind, MemoryStore, SharedStore, Store as _, StoreError};
 
 /// How many failed logins are allowed per user name and per peer address within a
 /// window, and how many of those are tracked at once.
@@ -78,27 +77,8 @@ impl FailureLimits {
     }
 }
 
-/// A counted failure's key: a digest of `u:` + user name or `p:` + peer address.
-type Key = [u8; 32];
-
-#[derive(Clone, Copy)]
-struct Count {
-    /// Unix second the window started.
-    since: u64,
-    failures: u32,
-}
-
-/// The counters. One mutex: taken twice per Basic login that reaches a password check.
-pub(crate) struct FailureLimiter {
-    limits: FailureLimits,
-    counts: Mutex<HashMap<Key, Count>>,
-}
-
 fn key(kind: u8, value: &[u8]) -> Key {
-    let mut h = Sha256::new();
-    h.update([kind, b':']);
-    h.update(value);
-    h.finalize().into()
+    Key::digest(Kind::Failures, &[&[kind], value])
 }
 
 fn user_key(user: &str) -> Key {
@@ -122,228 +102,267 @@ pub(crate) fn limited() -> AuthError {
     AuthError::resource_exhausted("too many failed logins; retry later")
 }
 
+/// The counters, in a [`Store`]: the authenticator's own bounded memory by default, or
+/// one shared by replicas (Redis), so the limits hold for the cluster.
+#[derive(Clone)]
+pub(crate) struct FailureLimiter {
+    limits: FailureLimits,
+    store: SharedStore,
+    /// The store is the limiter's own memory (remade when the clock changes).
+    pub(crate) own: bool,
+}
+
 impl FailureLimiter {
-    pub(crate) fn new(limits: FailureLimits) -> Self {
+    /// Counters in a memory store of their own, on `clock`.
+    pub(crate) fn memory(limits: FailureLimits, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store: Arc::new(MemoryStore::with_clock(limits.capacity, clock)),
+            limits,
+            own: true,
+        }
+    }
+
+    /// Counters in `store`.
+    pub(crate) fn on(limits: FailureLimits, store: SharedStore) -> Self {
         Self {
             limits,
-            counts: Mutex::new(HashMap::new()),
+            store,
+            own: false,
         }
     }
 
-    fn keys(&self, user: &str, peer: Option<IpAddr>) -> [(Option<Key>, u32); 2] {
+    pub(crate) fn limits(&self) -> FailureLimits {
+        self.limits
+    }
+
+    pub(crate) fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    fn keys(&self, user: &str, peer: Option<IpAddr>) -> (Option<Key>, Option<Key>) {
         let l = &self.limits;
-        [
-            ((l.per_user > 0).then(|| user_key(user)), l.per_user),
-            (peer.filter(|_| l.per_peer > 0).map(peer_key), l.per_peer),
-        ]
+        (
+            (l.per_user > 0).then(|| user_key(user)),
+            peer.filter(|_| l.per_peer > 0).map(peer_key),
+        )
     }
 
-    /// Counts a login attempt by `user` from `peer` before its password is checked,
-    /// under one lock, so concurrent guesses cannot all pass before the first failure
-    /// is counted. Refuses an attempt over a limit, or one that cannot be counted
-    /// because the table is full of live entries. The attempt stays counted as a
-    /// failure unless [`succeeded`](Self::succeeded) or [`refund`](Self::refund) says
-    /// otherwise.
-    pub(crate) fn attempt(
-        &self,
-        user: &str,
-        peer: Option<IpAddr>,
-        now: u64,
-    ) -> Result<(), AuthError> {
-        let window = self.limits.window.as_secs();
-        let keys = self.keys(user, peer);
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut untracked = 0;
-        for (key, limit) in &keys {
-            let Some(key) = key else { continue };
-            match counts.get(key) {
-                Some(c) if now < c.since.saturating_add(window) => {
-                    if c.failures >= *limit {
-                        return Err(limited());
-                    }
-                }
-                Some(_) => {}
-                None => untracked += 1,
-            }
+    /// Counts a login attempt by `user` from `peer` before its password is checked, in
+    /// one atomic step of the store, so concurrent guesses (on any replica sharing it)
+    /// cannot all pass before the first failure is counted. Refuses an attempt over a
+    /// limit, or one that cannot be counted (a full memory store, a store down). The
+    /// attempt stays counted as a failure unless [`succeeded`](Self::succeeded) or
+    /// [`refund`](Self::refund) says otherwise.
+    pub(crate) async fn attempt(&self, user: &str, peer: Option<IpAddr>) -> Result<(), AuthError> {
+        let (user_key, peer_key) = self.keys(user, peer);
+        let mut counters = Vec::with_capacity(2);
+        if let Some(k) = user_key {
+            counters.push((k, self.limits.per_user));
         }
-        if untracked > 0 && counts.len().saturating_add(untracked) > self.limits.capacity {
-            purge(&mut counts, now, window);
-            if counts.len().saturating_add(untracked) > self.limits.capacity {
+        if let Some(k) = peer_key {
+            counters.push((k, self.limits.per_peer));
+        }
+        if counters.is_empty() {
+            return Ok(());
+        }
+        match self.store.count(&counters, self.limits.window).await {
+            Ok(Counted::Yes) => Ok(()),
+            Ok(Counted::Limited) => Err(limited()),
+            Err(StoreError::Full { .. }) => {
                 tracing::warn!(
                     capacity = self.limits.capacity,
                     "grpc-auth: failed-login table full of live entries; login refused"
                 );
-                return Err(AuthError::unavailable(
+                Err(AuthError::unavailable(
                     "too many failed logins in progress; retry later",
-                ));
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    store = self.store.name(),
+                    error = %e,
+                    "grpc-auth: failed-login limits unavailable; login refused"
+                );
+                Err(AuthError::unavailable(format!(
+                    "failed-login limits unavailable: {e}"
+                )))
             }
         }
-        for key in keys.into_iter().filter_map(|(k, _)| k) {
-            let c = counts.entry(key).or_insert(Count {
-                since: now,
-                failures: 0,
-            });
-            if now >= c.since.saturating_add(window) {
-                *c = Count {
-                    since: now,
-                    failures: 0,
-                };
-            }
-            c.failures = c.failures.saturating_add(1);
-        }
-        Ok(())
     }
 
     /// The attempt succeeded: the user's count is cleared, the peer's attempt given back.
-    pub(crate) fn succeeded(&self, user: &str, peer: Option<IpAddr>) {
-        let [(user_key, _), (peer_key, _)] = self.keys(user, peer);
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(key) = user_key {
-            counts.remove(&key);
+    /// On a shared store this runs beside the call (on a Tokio runtime), so an accepted
+    /// login waits for one round trip to the store, not two.
+    pub(crate) async fn succeeded(&self, user: &str, peer: Option<IpAddr>) {
+        let (user_key, peer_key) = self.keys(user, peer);
+        let one: Vec<Key> = peer_key.into_iter().collect();
+        let all: Vec<Key> = user_key.into_iter().collect();
+        if !self.own
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let this = self.clone();
+            rt.spawn(async move { this.uncount(&one, &all).await });
+            return;
         }
-        if let Some(key) = peer_key {
-            give_back(&mut counts, &key);
-        }
+        self.uncount(&one, &all).await;
     }
 
     /// The password was never checked (the server was busy): the attempt is given back.
-    pub(crate) fn refund(&self, user: &str, peer: Option<IpAddr>) {
-        let keys = self.keys(user, peer);
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        for key in keys.into_iter().filter_map(|(k, _)| k) {
-            give_back(&mut counts, &key);
+    pub(crate) async fn refund(&self, user: &str, peer: Option<IpAddr>) {
+        let (user_key, peer_key) = self.keys(user, peer);
+        let one: Vec<Key> = user_key.into_iter().chain(peer_key).collect();
+        self.uncount(&one, &[]).await;
+    }
+
+    async fn uncount(&self, one: &[Key], all: &[Key]) {
+        if one.is_empty() && all.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.uncount(one, all).await {
+            // The attempt stays counted: the caller gets fewer tries, never more.
+            tracing::warn!(
+                store = self.store.name(),
+                error = %e,
+                "grpc-auth: could not give a login attempt back"
+            );
         }
     }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-}
-
-/// One attempt less for `key`; the entry goes when none is left.
-fn give_back(counts: &mut HashMap<Key, Count>, key: &Key) {
-    if let Some(c) = counts.get_mut(key) {
-        c.failures = c.failures.saturating_sub(1);
-        if c.failures == 0 {
-            counts.remove(key);
-        }
-    }
-}
-
-/// Drops the entries whose window has ended.
-fn purge(counts: &mut HashMap<Key, Count>, now: u64, window: u64) {
-    counts.retain(|_, c| now < c.since.saturating_add(window));
 }
 
 impl fmt::Debug for FailureLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FailureLimiter")
             .field("limits", &self.limits)
-            .finish_non_exhaustive()
+            .field("store", &self.store.name())
+            .finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use std::net::Ipv4Addr;
 
     const NOW: u64 = 1_000_000;
     const PEER: Option<IpAddr> = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
 
-    fn limiter(per_user: u32, per_peer: u32) -> FailureLimiter {
-        FailureLimiter::new(
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn limiter(per_user: u32, per_peer: u32, clock: &ManualClock) -> FailureLimiter {
+        FailureLimiter::memory(
             FailureLimits::new()
                 .per_user(per_user)
                 .per_peer(per_peer)
                 .window(Duration::from_secs(60)),
+            Arc::new(clock.clone()),
         )
     }
 
     #[test]
     fn a_user_is_limited_after_its_failures_until_the_window_ends() {
-        let l = limiter(3, 0);
-        for _ in 0..3 {
-            l.attempt("ada", PEER, NOW).unwrap();
-        }
-        assert_eq!(l.attempt("ada", PEER, NOW), Err(limited()));
-        assert_eq!(limited().code(), tonic::Code::ResourceExhausted);
-        assert!(
-            l.attempt("bob", PEER, NOW).is_ok(),
-            "other users are not limited"
-        );
-        assert_eq!(l.attempt("ada", PEER, NOW + 59), Err(limited()));
-        assert!(l.attempt("ada", PEER, NOW + 60).is_ok(), "a new window");
+        let clock = ManualClock::at_unix(NOW);
+        let l = limiter(3, 0, &clock);
+        run(async {
+            for _ in 0..3 {
+                l.attempt("ada", PEER).await.unwrap();
+            }
+            assert_eq!(l.attempt("ada", PEER).await, Err(limited()));
+            assert_eq!(limited().code(), tonic::Code::ResourceExhausted);
+            assert!(
+                l.attempt("bob", PEER).await.is_ok(),
+                "other users are not limited"
+            );
+            clock.advance(Duration::from_secs(59));
+            assert_eq!(l.attempt("ada", PEER).await, Err(limited()));
+            clock.advance(Duration::from_secs(1));
+            assert!(l.attempt("ada", PEER).await.is_ok(), "a new window");
+        });
     }
 
     #[test]
     fn a_peer_is_limited_across_user_names() {
-        let l = limiter(0, 3);
-        for i in 0..3 {
-            l.attempt(&format!("user-{i}"), PEER, NOW).unwrap();
-        }
-        assert_eq!(l.attempt("someone-else", PEER, NOW), Err(limited()));
-        let other = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
-        assert!(l.attempt("someone-else", other, NOW).is_ok());
-        assert!(
-            l.attempt("someone-else", None, NOW).is_ok(),
-            "no peer known"
-        );
+        let clock = ManualClock::at_unix(NOW);
+        let l = limiter(0, 3, &clock);
+        run(async {
+            for i in 0..3 {
+                l.attempt(&format!("user-{i}"), PEER).await.unwrap();
+            }
+            assert_eq!(l.attempt("someone-else", PEER).await, Err(limited()));
+            let other = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+            assert!(l.attempt("someone-else", other).await.is_ok());
+            assert!(
+                l.attempt("someone-else", None).await.is_ok(),
+                "no peer known"
+            );
+        });
     }
 
     #[test]
     fn an_ipv6_64_is_one_peer() {
-        let l = limiter(0, 2);
+        let clock = ManualClock::at_unix(NOW);
+        let l = limiter(0, 2, &clock);
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        l.attempt("u1", Some(a), NOW).unwrap();
-        l.attempt("u2", Some(b), NOW).unwrap();
-        assert_eq!(l.attempt("u3", Some(a), NOW), Err(limited()));
-        assert!(l.attempt("u3", Some(c), NOW).is_ok(), "another /64");
+        run(async {
+            l.attempt("u1", Some(a)).await.unwrap();
+            l.attempt("u2", Some(b)).await.unwrap();
+            assert_eq!(l.attempt("u3", Some(a)).await, Err(limited()));
+            assert!(l.attempt("u3", Some(c)).await.is_ok(), "another /64");
+        });
     }
 
     #[test]
     fn success_clears_the_user_and_gives_the_peer_attempt_back() {
-        let l = limiter(2, 3);
-        l.attempt("ada", PEER, NOW).unwrap();
-        l.succeeded("ada", PEER);
-        l.attempt("ada", PEER, NOW).unwrap(); // a failure
-        l.attempt("ada", PEER, NOW).unwrap(); // a failure
-        assert_eq!(l.attempt("ada", PEER, NOW), Err(limited()), "user at 2");
-        l.attempt("bob", PEER, NOW).unwrap(); // the peer's third
-        assert_eq!(l.attempt("carol", PEER, NOW), Err(limited()), "peer at 3");
-        l.refund("bob", PEER);
-        assert!(l.attempt("carol", PEER, NOW).is_ok(), "a refunded attempt");
+        let clock = ManualClock::at_unix(NOW);
+        let l = limiter(2, 3, &clock);
+        run(async {
+            l.attempt("ada", PEER).await.unwrap();
+            l.succeeded("ada", PEER).await;
+            l.attempt("ada", PEER).await.unwrap(); // a failure
+            l.attempt("ada", PEER).await.unwrap(); // a failure
+            assert_eq!(l.attempt("ada", PEER).await, Err(limited()), "user at 2");
+            l.attempt("bob", PEER).await.unwrap(); // the peer's third
+            assert_eq!(l.attempt("carol", PEER).await, Err(limited()), "peer at 3");
+            l.refund("bob", PEER).await;
+            assert!(l.attempt("carol", PEER).await.is_ok(), "a refunded attempt");
+        });
     }
 
     #[test]
     fn a_full_table_refuses_untracked_callers_and_never_forgets_a_live_count() {
-        let l = FailureLimiter::new(
+        let clock = ManualClock::at_unix(NOW);
+        let l = FailureLimiter::memory(
             FailureLimits::new()
                 .per_user(2)
                 .per_peer(0)
                 .capacity(4)
                 .window(Duration::from_secs(60)),
+            Arc::new(clock.clone()),
         );
-        l.attempt("ada", None, NOW).unwrap();
-        l.attempt("ada", None, NOW).unwrap();
-        for i in 0..3 {
-            l.attempt(&format!("u{i}"), None, NOW).unwrap();
-        }
-        assert_eq!(l.len(), 4);
-        assert_eq!(
-            l.attempt("ada", None, NOW + 1),
-            Err(limited()),
-            "still counted"
-        );
-        let e = l.attempt("newcomer", None, NOW + 1).unwrap_err();
-        assert_eq!(e.code(), tonic::Code::Unavailable);
-        // Once the window ends, the table frees up.
-        assert!(l.attempt("newcomer", None, NOW + 61).is_ok());
+        run(async {
+            l.attempt("ada", None).await.unwrap();
+            l.attempt("ada", None).await.unwrap();
+            for i in 0..3 {
+                l.attempt(&format!("u{i}"), None).await.unwrap();
+            }
+            clock.advance(Duration::from_secs(1));
+            assert_eq!(
+                l.attempt("ada", None).await,
+                Err(limited()),
+                "still counted"
+            );
+            let e = l.attempt("newcomer", None).await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::Unavailable);
+            // Once the window ends, the table frees up.
+            clock.advance(Duration::from_secs(60));
+            assert!(l.attempt("newcomer", None).await.is_ok());
+        });
     }
 }

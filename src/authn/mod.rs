@@ -32,6 +32,7 @@ mod failures;
 pub mod hmac;
 pub mod jwt;
 pub(crate) mod request;
+pub mod revocation;
 pub mod token_exchange;
 mod verified;
 

@@ -68,10 +68,11 @@ use super::request::{EntryError, single_entry};
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator, DEFAULT_MAX_VALUE_LEN};
 use crate::Principal;
 use crate::clock::{self, Clock};
+use crate::store::Store;
 use crate::wire::hmac::{
     REQUEST_TARGET, decode_signature, parse_params, push_line, push_request_target,
 };
-use replay::{FirstUse, ReplayCache};
+use replay::{FirstUse, Replay};
 
 /// Default allowed distance between the `date` and the verifier's clock: 300 s.
 pub(crate) const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(300);
@@ -93,12 +94,6 @@ pub struct HmacVerified {
     pub date: SystemTime,
 }
 
-/// Seconds since the epoch; a date before it counts as 0.
-fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Verifies HMAC request signatures against a [`HmacKeyStore`]. Cheap to clone; clones
 /// share the replay cache. See the [module docs](self).
 pub struct HmacVerifier<K = StaticHmacKeys> {
@@ -106,8 +101,9 @@ pub struct HmacVerifier<K = StaticHmacKeys> {
     algorithms: Vec<HmacAlgorithm>,
     max_skew: Option<Duration>,
     required: Vec<String>,
-    replay: Option<Arc<ReplayCache>>,
+    replay: Option<Replay>,
     replay_capacity: usize,
+    replay_fail_open: bool,
     clock: Arc<dyn Clock>,
     max_value_len: usize,
 }
@@ -115,14 +111,20 @@ pub struct HmacVerifier<K = StaticHmacKeys> {
 impl<K: HmacKeyStore> HmacVerifier<K> {
     /// A verifier over `keys` with the defaults in the [module docs](self).
     pub fn new(keys: K) -> Self {
+        let clock = clock::system();
         Self {
             keys,
             algorithms: HmacAlgorithm::DEFAULT_ALLOWED.to_vec(),
             max_skew: Some(DEFAULT_MAX_SKEW),
             required: vec![REQUEST_TARGET.to_owned(), "date".to_owned()],
-            replay: Some(Arc::new(ReplayCache::new(DEFAULT_REPLAY_CACHE_SIZE))),
+            replay: Some(Replay::memory(
+                DEFAULT_REPLAY_CACHE_SIZE,
+                clock.clone(),
+                Some(DEFAULT_MAX_SKEW),
+            )),
             replay_capacity: DEFAULT_REPLAY_CACHE_SIZE,
-            clock: clock::system(),
+            replay_fail_open: false,
+            clock,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
         }
     }
@@ -137,6 +139,9 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
     /// Sets the allowed distance between `date` and the clock, either way (default 300 s).
     pub fn max_skew(mut self, skew: Duration) -> Self {
         self.max_skew = Some(skew);
+        if let Some(r) = &self.replay {
+            r.register(self.max_skew);
+        }
         self
     }
 
@@ -147,6 +152,9 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
     /// [`no_replay_protection`](Self::no_replay_protection) only when replays do not matter.
     pub fn no_skew_check(mut self) -> Self {
         self.max_skew = None;
+        if let Some(r) = &self.replay {
+            r.register(None);
+        }
         self
     }
 
@@ -158,7 +166,35 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
     /// the skew (a date may be up to the skew ahead of the clock).
     pub fn replay_cache_size(mut self, entries: usize) -> Self {
         self.replay_capacity = entries.max(1);
-        self.replay = Some(Arc::new(ReplayCache::new(self.replay_capacity)));
+        self.replay = Some(Replay::memory(
+            self.replay_capacity,
+            self.clock.clone(),
+            self.max_skew,
+        ));
+        self
+    }
+
+    /// Keeps accepted signatures in `store` instead of the verifier's own memory: with a
+    /// [`RedisStore`](crate::store::RedisStore) shared by every replica, a signature
+    /// accepted by one replica is a replay on all the others (`SET NX PX`, one round
+    /// trip per signed call). Replicas sharing a store must use the same skew window:
+    /// an entry lives for the signed date plus this verifier's window.
+    ///
+    /// When the store cannot answer (Redis down, slow, its connection lost), the call
+    /// is refused with `UNAVAILABLE` "HMAC replay check unavailable: redis store
+    /// unavailable: ..." unless [`replay_fails_open`](Self::replay_fails_open) says
+    /// otherwise.
+    pub fn replay_store(mut self, store: impl Store) -> Self {
+        self.replay = Some(Replay::on(Arc::new(store), self.max_skew));
+        self
+    }
+
+    /// Accepts a correctly signed call when the replay store cannot answer (logged at
+    /// warn each time), instead of refusing it. Off by default: turn it on only when
+    /// availability matters more than replays during a store outage. Only the replay
+    /// check fails open; the signature, its date and its key are checked as always.
+    pub fn replay_fails_open(mut self, fail_open: bool) -> Self {
+        self.replay_fail_open = fail_open;
         self
     }
 
@@ -196,8 +232,16 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
     }
 
     /// Reads the time from `clock` (tests: [`ManualClock`](crate::clock::ManualClock)).
+    /// The verifier's own replay memory is made anew on this clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        if self.replay.as_ref().is_some_and(|r| r.own.is_some()) {
+            self.replay = Some(Replay::memory(
+                self.replay_capacity,
+                self.clock.clone(),
+                self.max_skew,
+            ));
+        }
         self
     }
 
@@ -299,14 +343,7 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
         if let Some(replay) = &self.replay {
             // Keyed by the MAC alone: `keyId` is not signed, so a respelled id (a store
             // that looks ids up ignoring case) must not make a replay look new.
-            let verdict = replay.first_use(
-                &mac,
-                unix_seconds(date),
-                self.max_skew.map(|s| s.as_secs()),
-                self.clock.unix_seconds(),
-                self.clock.monotonic().as_secs(),
-            );
-            match verdict {
+            match replay.first_use(&mac, date, self.clock.now()).await {
                 FirstUse::Yes => {}
                 FirstUse::Replay => return Err(HmacError::Replay),
                 FirstUse::Full => {
@@ -316,6 +353,23 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
                         "grpc-auth: HMAC replay cache full of live signatures; signature refused"
                     );
                     return Err(HmacError::ReplayCacheFull);
+                }
+                FirstUse::Unavailable(e) if self.replay_fail_open => {
+                    tracing::warn!(
+                        method = path,
+                        store = replay.store_name(),
+                        error = %e,
+                        "grpc-auth: HMAC replay check unavailable; accepted (fail open)"
+                    );
+                }
+                FirstUse::Unavailable(e) => {
+                    tracing::warn!(
+                        method = path,
+                        store = replay.store_name(),
+                        error = %e,
+                        "grpc-auth: HMAC replay check unavailable; signature refused"
+                    );
+                    return Err(HmacError::ReplayStore(e.to_string().into()));
                 }
             }
         }
@@ -388,6 +442,7 @@ impl<K: Clone> Clone for HmacVerifier<K> {
             required: self.required.clone(),
             replay: self.replay.clone(),
             replay_capacity: self.replay_capacity,
+            replay_fail_open: self.replay_fail_open,
             clock: self.clock.clone(),
             max_value_len: self.max_value_len,
         }
@@ -402,6 +457,11 @@ impl<K: fmt::Debug> fmt::Debug for HmacVerifier<K> {
             .field("max_skew", &self.max_skew)
             .field("required", &self.required)
             .field("replay_cache_size", &self.replay_capacity)
+            .field(
+                "replay_store",
+                &self.replay.as_ref().map(|r| r.store_name()),
+            )
+            .field("replay_fails_open", &self.replay_fail_open)
             .field("max_value_len", &self.max_value_len)
             .finish()
     }

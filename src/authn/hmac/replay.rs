@@ -1,122 +1,104 @@
-//! The replay cache: signatures already accepted, each remembered for as long as its
-//! signed date can pass the skew check of any verifier sharing the cache, bounded,
-//! keyed by a digest of the MAC.
+//! Replay protection: an accepted signature is "first seen" once in a [`Store`], kept
+//! for as long as its signed date can pass the skew check of any verifier sharing it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
+use crate::clock::Clock;
+use crate::store::{Key, Kind, MemoryStore, SharedStore, StoreError};
 
-/// What the cache says of a verified signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the store says of a verified signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FirstUse {
     /// Not seen before: recorded now.
     Yes,
     /// Already accepted while its date can still pass the skew check.
     Replay,
-    /// Every entry is still live and the cache is at capacity: the signature cannot be
-    /// remembered, so it is refused rather than forgetting a live one.
+    /// A bounded store full of live entries: the signature cannot be remembered, so it
+    /// is refused rather than forgetting a live one.
     Full,
+    /// The store could not answer.
+    Unavailable(StoreError),
 }
 
-/// Remembers accepted signatures by `SHA-256(MAC)`, the MAC decoded: two encodings of
-/// one signature are one entry, and so are two spellings of its (unsigned) `keyId`.
+/// The replay check: a store, and the largest skew of the verifiers sharing it.
 ///
-/// Entries are grouped by their signed date (second). A group leaves only when its date
-/// plus the largest skew any verifier sharing the cache allows has passed, on the wall
-/// clock and, measured from when its entries came in, on the monotonic clock too: a
-/// wall clock stepped forward and back (NTP, a resumed VM) does not forget a live
-/// signature, and neither does a clone with a longer window. Without a skew check a
-/// signature never leaves: the cache then refuses new signatures once full. At
-/// capacity with every entry live, a new signature is refused ([`FirstUse::Full`]).
-///
-/// Memory: about 110 bytes per entry (a hash map entry and a digest in its group), so
-/// 7.5 MB at the default 65 536 entries; around 200 bytes per entry are seen resident
-/// at capacity with the hash map's spare room.
-pub(crate) struct ReplayCache {
-    capacity: usize,
-    inner: Mutex<Inner>,
+/// Keyed by `SHA-256(MAC)` (the MAC decoded): two encodings of one signature are one
+/// entry, and so are two spellings of its unsigned `keyId`. An entry lives until its
+/// signed date plus the largest skew any verifier sharing this check allows (clones
+/// share it: a stricter clone does not shorten what a laxer one needs); replicas
+/// sharing a Redis store must use the same skew. Without a skew check an entry never
+/// leaves. In the default [`MemoryStore`] a full store refuses new signatures rather
+/// than forget a live one, and an entry outlives wall-clock steps (it leaves only when
+/// its time has passed on the monotonic clock too).
+#[derive(Clone, Debug)]
+pub(crate) struct Replay {
+    store: SharedStore,
+    /// The largest skew (seconds) of any verifier sharing the check; `u64::MAX` once
+    /// one had no skew check.
+    max_skew: Arc<AtomicU64>,
+    /// The verifier's own memory store (setting the clock remakes it on that clock);
+    /// `None` for a store the user gave.
+    pub(crate) own: Option<MemoryStore>,
 }
 
-#[derive(Default)]
-struct Inner {
-    seen: HashMap<[u8; 32], u64>,
-    by_date: BTreeMap<u64, Group>,
-    /// The largest skew (seconds) of any verifier that used the cache; `u64::MAX`
-    /// once one had no skew check.
-    max_skew: u64,
-}
-
-struct Group {
-    keys: Vec<[u8; 32]>,
-    /// The largest (monotonic − wall) offset, in seconds, at which an entry came in:
-    /// the group's monotonic deadline is its wall expiry plus this.
-    max_offset: i128,
-}
-
-impl ReplayCache {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            inner: Mutex::new(Inner::default()),
-        }
+impl Replay {
+    /// A check of its own: a [`MemoryStore`] of `capacity` entries on `clock`.
+    pub(crate) fn memory(capacity: usize, clock: Arc<dyn Clock>, skew: Option<Duration>) -> Self {
+        let own = MemoryStore::with_clock(capacity, clock);
+        let r = Self {
+            store: Arc::new(own.clone()),
+            max_skew: Arc::default(),
+            own: Some(own),
+        };
+        r.register(skew);
+        r
     }
 
-    /// Records the signature `mac` dated `date` (unix seconds), verified with `skew`
-    /// seconds (`None`: no skew check) at `now` (wall, unix seconds) and `mono`
-    /// (monotonic seconds).
-    pub(crate) fn first_use(
+    /// A check on a store the user gave (shared with other replicas, say).
+    pub(crate) fn on(store: SharedStore, skew: Option<Duration>) -> Self {
+        let r = Self {
+            store,
+            max_skew: Arc::default(),
+            own: None,
+        };
+        r.register(skew);
+        r
+    }
+
+    /// The store's name.
+    pub(crate) fn store_name(&self) -> &'static str {
+        self.store.name()
+    }
+
+    /// A verifier with `skew` (`None`: no skew check) uses the check.
+    pub(crate) fn register(&self, skew: Option<Duration>) {
+        let secs = skew.map_or(u64::MAX, |s| s.as_secs().saturating_add(1));
+        self.max_skew.fetch_max(secs, Ordering::SeqCst);
+    }
+
+    /// Records the signature `mac` dated `date`, at `now`.
+    pub(crate) async fn first_use(
         &self,
         mac: &[u8],
-        date: u64,
-        skew: Option<u64>,
-        now: u64,
-        mono: u64,
+        date: SystemTime,
+        now: SystemTime,
     ) -> FirstUse {
-        let key: [u8; 32] = Sha256::digest(mac).into();
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.max_skew = inner.max_skew.max(skew.unwrap_or(u64::MAX));
-        inner.purge(now, mono);
-        if inner.seen.contains_key(&key) {
-            return FirstUse::Replay;
-        }
-        if inner.seen.len() >= self.capacity {
-            return FirstUse::Full;
-        }
-        inner.seen.insert(key, date);
-        let offset = i128::from(mono) - i128::from(now);
-        let group = inner.by_date.entry(date).or_insert(Group {
-            keys: Vec::new(),
-            max_offset: offset,
+        let key = Key::digest(Kind::Replay, &[mac]);
+        let max_skew = self.max_skew.load(Ordering::SeqCst);
+        let ttl = (max_skew != u64::MAX).then(|| {
+            let until = crate::clock::add(date, Duration::from_secs(max_skew));
+            until
+                .duration_since(now)
+                .unwrap_or_default()
+                .max(Duration::from_secs(1))
         });
-        group.keys.push(key);
-        group.max_offset = group.max_offset.max(offset);
-        FirstUse::Yes
-    }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .seen
-            .len()
-    }
-}
-
-impl Inner {
-    /// Drops the oldest groups whose window has passed on both clocks.
-    fn purge(&mut self, now: u64, mono: u64) {
-        let max_skew = self.max_skew;
-        while let Some(entry) = self.by_date.first_entry() {
-            let expiry = entry.key().saturating_add(max_skew);
-            let mono_deadline = i128::from(expiry) + entry.get().max_offset;
-            if max_skew == u64::MAX || now <= expiry || i128::from(mono) <= mono_deadline {
-                break;
-            }
-            for key in entry.remove().keys {
-                self.seen.remove(&key);
-            }
+        match self.store.insert_new(key, b"1", ttl).await {
+            Ok(true) => FirstUse::Yes,
+            Ok(false) => FirstUse::Replay,
+            Err(StoreError::Full { .. }) => FirstUse::Full,
+            Err(e) => FirstUse::Unavailable(e),
         }
     }
 }
@@ -124,81 +106,104 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     const NOW: u64 = 1_000_000;
 
-    /// First use at wall `now`, with the monotonic clock at `now` too.
-    fn first(c: &ReplayCache, mac: &[u8], date: u64, now: u64) -> FirstUse {
-        c.first_use(mac, date, Some(300), now, now)
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
     fn second_use_is_refused() {
-        let c = ReplayCache::new(16);
-        assert_eq!(first(&c, b"mac", NOW, NOW), FirstUse::Yes);
-        assert_eq!(first(&c, b"mac", NOW, NOW), FirstUse::Replay);
-        assert_eq!(first(&c, b"mac2", NOW, NOW), FirstUse::Yes);
+        let clock = ManualClock::at_unix(NOW);
+        let r = Replay::memory(16, Arc::new(clock), Some(Duration::from_secs(300)));
+        run(async {
+            assert_eq!(r.first_use(b"mac", at(NOW), at(NOW)).await, FirstUse::Yes);
+            assert_eq!(
+                r.first_use(b"mac", at(NOW), at(NOW)).await,
+                FirstUse::Replay
+            );
+            assert_eq!(r.first_use(b"mac2", at(NOW), at(NOW)).await, FirstUse::Yes);
+        });
     }
 
     #[test]
-    fn a_full_cache_of_live_entries_refuses_instead_of_forgetting() {
-        let c = ReplayCache::new(4);
-        for i in 0..4u8 {
-            assert_eq!(first(&c, &[i], NOW, NOW), FirstUse::Yes);
-        }
-        assert_eq!(first(&c, b"new", NOW, NOW), FirstUse::Full);
-        for _ in 0..1_000 {
-            first(&c, b"flood", NOW, NOW + 10);
-        }
-        for i in 0..4u8 {
-            assert_eq!(first(&c, &[i], NOW, NOW + 300), FirstUse::Replay);
-        }
+    fn a_full_store_of_live_entries_refuses_instead_of_forgetting() {
+        let clock = ManualClock::at_unix(NOW);
+        let r = Replay::memory(4, Arc::new(clock.clone()), Some(Duration::from_secs(300)));
+        run(async {
+            for i in 0..4u8 {
+                assert_eq!(r.first_use(&[i], at(NOW), at(NOW)).await, FirstUse::Yes);
+            }
+            assert_eq!(r.first_use(b"new", at(NOW), at(NOW)).await, FirstUse::Full);
+            clock.advance(Duration::from_secs(300));
+            for i in 0..4u8 {
+                assert_eq!(
+                    r.first_use(&[i], at(NOW), at(NOW + 300)).await,
+                    FirstUse::Replay
+                );
+            }
+        });
     }
 
     #[test]
     fn entries_live_until_date_plus_skew_and_then_leave() {
-        let c = ReplayCache::new(3);
-        assert_eq!(first(&c, b"a", NOW - 290, NOW), FirstUse::Yes); // until NOW + 10
-        assert_eq!(first(&c, b"b", NOW - 280, NOW), FirstUse::Yes); // until NOW + 20
-        assert_eq!(first(&c, b"c", NOW - 280, NOW), FirstUse::Yes);
-        assert_eq!(first(&c, b"a", NOW - 290, NOW + 10), FirstUse::Replay);
-        assert_eq!(first(&c, b"d", NOW + 10, NOW + 11), FirstUse::Yes);
-        assert_eq!(c.len(), 3);
-        assert_eq!(first(&c, b"e", NOW + 11, NOW + 11), FirstUse::Full);
-        assert_eq!(first(&c, b"e", NOW + 21, NOW + 21), FirstUse::Yes);
-        assert_eq!(c.len(), 2);
+        let clock = ManualClock::at_unix(NOW);
+        let r = Replay::memory(16, Arc::new(clock.clone()), Some(Duration::from_secs(300)));
+        run(async {
+            // Dated 290 s ago: remembered until NOW + 10 (+1 s of date rounding).
+            assert_eq!(
+                r.first_use(b"a", at(NOW - 290), at(NOW)).await,
+                FirstUse::Yes
+            );
+            clock.advance(Duration::from_secs(10));
+            assert_eq!(
+                r.first_use(b"a", at(NOW - 290), at(NOW + 10)).await,
+                FirstUse::Replay
+            );
+            clock.advance(Duration::from_secs(1));
+            assert_eq!(
+                r.first_use(b"a", at(NOW - 290), at(NOW + 11)).await,
+                FirstUse::Yes
+            );
+        });
     }
 
     #[test]
     fn a_longer_skew_of_a_sharing_verifier_keeps_entries_longer() {
-        let c = ReplayCache::new(16);
-        assert_eq!(c.first_use(b"m", NOW, Some(10), NOW, NOW), FirstUse::Yes);
-        // A clone with a 300 s window uses the same cache: the entry must last 300 s.
-        assert_eq!(
-            c.first_use(b"m", NOW, Some(300), NOW + 200, NOW + 200),
-            FirstUse::Replay
-        );
-    }
-
-    #[test]
-    fn a_wall_clock_stepped_forward_and_back_forgets_nothing() {
-        let c = ReplayCache::new(16);
-        assert_eq!(c.first_use(b"m", NOW, Some(300), NOW, 5), FirstUse::Yes);
-        // The wall clock jumps a day ahead (monotonic: 1 s later), then back.
-        c.first_use(b"other", NOW + 86_400, Some(300), NOW + 86_400, 6);
-        assert_eq!(
-            c.first_use(b"m", NOW, Some(300), NOW + 1, 7),
-            FirstUse::Replay
-        );
+        let clock = ManualClock::at_unix(NOW);
+        let r = Replay::memory(16, Arc::new(clock.clone()), Some(Duration::from_secs(10)));
+        let lax = r.clone();
+        lax.register(Some(Duration::from_secs(300)));
+        run(async {
+            assert_eq!(r.first_use(b"m", at(NOW), at(NOW)).await, FirstUse::Yes);
+            clock.advance(Duration::from_secs(200));
+            assert_eq!(
+                lax.first_use(b"m", at(NOW), at(NOW + 200)).await,
+                FirstUse::Replay
+            );
+        });
     }
 
     #[test]
     fn entries_without_a_skew_check_never_leave() {
-        let c = ReplayCache::new(2);
-        assert_eq!(c.first_use(b"a", NOW, None, NOW, 0), FirstUse::Yes);
-        assert_eq!(
-            c.first_use(b"a", NOW, Some(1), u64::MAX - 1, u64::MAX - 1),
-            FirstUse::Replay
-        );
+        let clock = ManualClock::at_unix(NOW);
+        let r = Replay::memory(16, Arc::new(clock.clone()), None);
+        run(async {
+            assert_eq!(r.first_use(b"a", at(NOW), at(NOW)).await, FirstUse::Yes);
+            clock.advance(Duration::from_secs(100_000_000));
+            assert_eq!(
+                r.first_use(b"a", at(NOW), at(NOW + 100_000_000)).await,
+                FirstUse::Replay
+            );
+        });
     }
 }

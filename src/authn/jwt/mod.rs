@@ -52,6 +52,7 @@ pub use jsonwebtoken::{Algorithm, jwk::Jwk};
 pub use jwks::{JwksError, JwksKeys, JwksKeysBuilder};
 pub use keys::{JwtKey, KeyError, KeyQuery, KeySet, KeySource, StaticKeys};
 
+use super::revocation::Revocations;
 use super::verified::ConfigId;
 use cache::TokenCache;
 #[cfg(all(feature = "fuzzing", feature = "jwks"))]
@@ -145,6 +146,7 @@ pub struct JwtAuthenticator<K = StaticKeys> {
     scheme: Cow<'static, str>,
     /// Which configuration cached entries belong to; fresh after every setter.
     config: ConfigId,
+    revocations: Option<Revocations>,
 }
 
 impl<K: KeySource> JwtAuthenticator<K> {
@@ -164,6 +166,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
                 DEFAULT_CACHE_CAPACITY,
             ))),
             config: ConfigId::fresh(),
+            revocations: None,
         }
     }
 
@@ -220,6 +223,16 @@ impl<K: KeySource> JwtAuthenticator<K> {
     pub fn cache(mut self, ttl: Duration, capacity: usize) -> Self {
         self.cache =
             (capacity > 0 && !ttl.is_zero()).then(|| Arc::new(TokenCache::new(ttl, capacity)));
+        self
+    }
+
+    /// Refuses revoked tokens: after a token verifies (or is found in the cache), its
+    /// `jti` and `sub` are looked up in `revocations` on every call (one round trip to
+    /// a shared store). A revoked token is `UNAUTHENTICATED` "token revoked"; a store
+    /// that cannot answer makes the call `UNAVAILABLE`. See
+    /// [`Revocations`](crate::authn::revocation::Revocations).
+    pub fn revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = Some(revocations);
         self
     }
 
@@ -433,6 +446,9 @@ impl<K: KeySource> Authenticator for JwtAuthenticator<K> {
             return Ok(None);
         }
         let principal = self.verify_cached(auth.credentials()).await?;
+        if let Some(revocations) = &self.revocations {
+            revocations.check(&principal).await?;
+        }
         Ok(Some(Authenticated::by(
             principal,
             http::header::AUTHORIZATION,
@@ -449,6 +465,7 @@ impl<K: fmt::Debug> fmt::Debug for JwtAuthenticator<K> {
             .field("required", &self.required)
             .field("leeway", &self.leeway)
             .field("cache", &self.cache)
+            .field("revocations", &self.revocations)
             .finish_non_exhaustive()
     }
 }

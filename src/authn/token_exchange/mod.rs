@@ -49,7 +49,9 @@ use http::HeaderValue;
 use http::header::AUTHORIZATION;
 
 pub use signed::{SignedTokens, TokenKeyError, TokenKeys};
-pub use store::{MemoryTokenStore, OpaqueTokens, StoredToken, TokenDigest, TokenStore};
+pub use store::{
+    MemoryTokenStore, OpaqueTokens, StoreTokens, StoredToken, TokenDigest, TokenStore,
+};
 
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::{AuthError, Principal, Secret};

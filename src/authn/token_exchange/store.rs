@@ -151,6 +151,123 @@ impl fmt::Debug for MemoryTokenStore {
     }
 }
 
+/// A [`TokenStore`] on a [`Store`](crate::store::Store): with a
+/// [`RedisStore`](crate::store::RedisStore), opaque tokens survive a restart and are
+/// valid on every replica. A token is kept under the SHA-256 digest of its value (never
+/// the token itself), as JSON of its record, until its expiry (Redis forgets it then).
+///
+/// ```
+/// use grpc_auth::authn::token_exchange::{OpaqueTokens, StoreTokens};
+/// use grpc_auth::store::MemoryStore;
+/// // With a RedisStore (feature `redis`) in place of the MemoryStore on every replica.
+/// let tokens = OpaqueTokens::new(StoreTokens::new(MemoryStore::new(10_000)), "billing-api");
+/// # let _ = tokens;
+/// ```
+#[derive(Clone)]
+pub struct StoreTokens {
+    store: crate::store::SharedStore,
+    clock: Arc<dyn Clock>,
+}
+
+impl StoreTokens {
+    /// Tokens kept in `store`.
+    pub fn new(store: impl crate::store::Store) -> Self {
+        Self {
+            store: Arc::new(store),
+            clock: clock::system(),
+        }
+    }
+
+    /// Reads the time from `clock` (how long a record is kept).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+}
+
+/// A stored token's record as JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Record {
+    sub: String,
+    scheme: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    claims: serde_json::Map<String, serde_json::Value>,
+    /// Expiry, milliseconds since the epoch.
+    exp_ms: u64,
+    aud: String,
+}
+
+fn token_key(digest: &TokenDigest) -> crate::store::Key {
+    crate::store::Key::from_digest(crate::store::Kind::Token, digest.0)
+}
+
+impl TokenStore for StoreTokens {
+    async fn insert(&self, digest: TokenDigest, token: StoredToken) -> Result<(), AuthError> {
+        let exp_ms = token
+            .expires_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let record = Record {
+            sub: token.principal.subject().to_owned(),
+            scheme: token.principal.scheme().to_owned(),
+            scopes: token.principal.scopes().to_vec(),
+            roles: token.principal.roles().to_vec(),
+            claims: token.principal.claims().clone(),
+            exp_ms,
+            aud: token.audience,
+        };
+        let json = serde_json::to_vec(&record)
+            .map_err(|_| AuthError::unavailable("token record not serializable"))?;
+        let ttl = token
+            .expires_at
+            .duration_since(self.clock.now())
+            .unwrap_or_default()
+            .max(Duration::from_secs(1));
+        self.store.put(token_key(&digest), &json, Some(ttl)).await?;
+        Ok(())
+    }
+
+    async fn lookup(&self, digest: &TokenDigest) -> Result<Option<StoredToken>, AuthError> {
+        let keys = [token_key(digest)];
+        let values = self.store.get(&keys).await?;
+        let Some(Some(json)) = values.into_iter().next() else {
+            return Ok(None);
+        };
+        // A record this code did not write is no token.
+        let Ok(r) = serde_json::from_slice::<Record>(&json) else {
+            tracing::warn!(
+                store = self.store.name(),
+                "grpc-auth: unreadable token record"
+            );
+            return Ok(None);
+        };
+        Ok(Some(StoredToken {
+            principal: Principal::new(r.sub, r.scheme)
+                .with_scopes(r.scopes)
+                .with_roles(r.roles)
+                .with_claims(r.claims),
+            expires_at: clock::add(SystemTime::UNIX_EPOCH, Duration::from_millis(r.exp_ms)),
+            audience: r.aud,
+        }))
+    }
+
+    async fn revoke(&self, digest: &TokenDigest) -> Result<bool, AuthError> {
+        Ok(self.store.remove(token_key(digest)).await?)
+    }
+}
+
+impl fmt::Debug for StoreTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreTokens")
+            .field("store", &self.store.name())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Opaque tokens: `gat_` and 256 random bits, remembered (as a SHA-256 digest) in a
 /// [`TokenStore`] with the principal and an expiry; revocable one by one.
 #[derive(Clone)]

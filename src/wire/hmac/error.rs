@@ -11,8 +11,8 @@ use crate::AuthError;
 ///
 /// [`is_malformed`](Self::is_malformed) separates requests that are not well-formed
 /// (an HTTP front end answers 400) from well-formed ones that fail verification (401).
-/// Every variant becomes `UNAUTHENTICATED`, except [`KeyStore`](Self::KeyStore) and
-/// [`ReplayCacheFull`](Self::ReplayCacheFull) (`UNAVAILABLE`: the server could not
+/// Every variant becomes `UNAUTHENTICATED`, except [`KeyStore`](Self::KeyStore),
+/// [`ReplayCacheFull`](Self::ReplayCacheFull) and [`ReplayStore`](Self::ReplayStore) (`UNAVAILABLE`: the server could not
 /// check, the caller did nothing wrong; see [`is_unavailable`](Self::is_unavailable)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -89,6 +89,10 @@ pub enum HmacError {
     /// The key store failed (a database or a remote lookup).
     #[error("HMAC key store unavailable: {0}")]
     KeyStore(Cow<'static, str>),
+    /// The replay store (Redis, shared by replicas) could not say whether the signature
+    /// was seen: it is refused (retry later).
+    #[error("HMAC replay check unavailable: {0}")]
+    ReplayStore(Cow<'static, str>),
 }
 
 impl HmacError {
@@ -122,7 +126,10 @@ impl HmacError {
     /// Whether the check could not be made (the key store failed, or the replay cache
     /// is full of live signatures): `UNAVAILABLE`, 503 at an HTTP front end.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::KeyStore(_) | Self::ReplayCacheFull)
+        matches!(
+            self,
+            Self::KeyStore(_) | Self::ReplayCacheFull | Self::ReplayStore(_)
+        )
     }
 }
 
@@ -130,7 +137,7 @@ impl From<HmacError> for AuthError {
     fn from(e: HmacError) -> Self {
         match e {
             HmacError::MissingAuthorization => AuthError::Missing,
-            HmacError::KeyStore(_) | HmacError::ReplayCacheFull => {
+            HmacError::KeyStore(_) | HmacError::ReplayCacheFull | HmacError::ReplayStore(_) => {
                 AuthError::unavailable(e.to_string())
             }
             e => AuthError::unauthenticated(e.to_string()),

@@ -1,0 +1,336 @@
+//! [`RedisStore`]: the [`Store`] replicas share, on redis-rs's reconnecting
+//! `ConnectionManager`.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, RedisError, Script};
+use tokio::sync::Semaphore;
+
+use super::{Counted, Key, Store, StoreError, StoreFuture};
+
+const NAME: &str = "redis";
+
+/// Default key prefix: `grpc-auth:`.
+pub(crate) const DEFAULT_PREFIX: &str = "grpc-auth:";
+/// Default bound on one store call, reconnect attempts included: 500 ms.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Default bound on calls waiting on Redis at once: 1024.
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// Counts an event against each key unless one has reached its limit. KEYS: the
+/// counters; ARGV: their limits, then the window in milliseconds. 1: counted, 0: limited.
+const COUNT: &str = r"
+local n = #KEYS
+for i = 1, n do
+  local c = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if c >= tonumber(ARGV[i]) then return 0 end
+end
+for i = 1, n do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[n + 1]) end
+end
+return 1
+";
+
+/// Takes one event back from the first ARGV[1] keys (deleted at zero), clears the rest.
+const UNCOUNT: &str = r"
+local one = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local c = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if i <= one and c > 1 then redis.call('DECR', KEYS[i]) else redis.call('DEL', KEYS[i]) end
+end
+return 1
+";
+
+/// A [`Store`] on Redis, shared by every replica that names the same server and prefix.
+/// Clones share one connection.
+///
+/// ```no_run
+/// use grpc_auth::store::RedisStore;
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Inside a Tokio runtime. No connection is made yet: the first call connects,
+/// // and a lost connection is made again on its own.
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .prefix("billing:")
+///     .timeout(std::time::Duration::from_millis(200))
+///     .build()?;
+/// # let _ = store; Ok(()) }
+/// ```
+///
+/// - **What it stores:** keys `{prefix}{kind}:{base64url SHA-256}` (see
+///   [`Key::name`]), never a raw credential; each with the time-to-live its protection
+///   gives it, so Redis itself forgets what no longer matters.
+/// - **Bounded time:** each call gives up after [`timeout`](RedisStoreBuilder::timeout)
+///   (500 ms by default), and at most [`max_in_flight`](RedisStoreBuilder::max_in_flight)
+///   calls (1024) wait on Redis at once; beyond that a call fails at once. Nothing queues
+///   without bound while Redis is away.
+/// - **Failure:** every failure is a [`StoreError`], and the protection refuses the call
+///   with `UNAVAILABLE` "redis store unavailable: ...". Calls that need no store go on.
+/// - **Reconnection:** on its own, in the background, with backoff; no restart needed.
+#[derive(Clone)]
+pub struct RedisStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    conn: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+    permits: Semaphore,
+    max_in_flight: usize,
+    count: Script,
+    uncount: Script,
+}
+
+/// Builds a [`RedisStore`]: see [`RedisStore::builder`]. Its `Debug` leaves out the
+/// URL (it may carry a password).
+#[derive(Clone)]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    max_in_flight: usize,
+}
+
+impl RedisStore {
+    /// A store on the Redis at `url` (`redis://[user:password@]host:port[/db]`, or
+    /// `rediss://` for TLS when redis-rs is built with a TLS feature).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.shared.prefix
+    }
+
+    /// Runs one Redis call within the bounds: a permit (or fail at once) and the timeout.
+    async fn call<T>(
+        &self,
+        f: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        let Ok(_permit) = self.shared.permits.try_acquire() else {
+            return Err(StoreError::unavailable(
+                NAME,
+                format!("{} calls already waiting", self.shared.max_in_flight),
+            ));
+        };
+        match tokio::time::timeout(self.shared.timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::unavailable(NAME, describe(&e))),
+            Err(_) => Err(StoreError::unavailable(
+                NAME,
+                format!("no answer within {:?}", self.shared.timeout),
+            )),
+        }
+    }
+
+    fn name_of(&self, key: &Key) -> String {
+        key.name(&self.shared.prefix)
+    }
+}
+
+/// What went wrong, without anything a command carried.
+fn describe(e: &RedisError) -> String {
+    if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connection_refusal() {
+        "connection refused".to_owned()
+    } else if e.is_io_error() || e.is_connection_dropped() {
+        "connection lost".to_owned()
+    } else {
+        format!("{:?} error", e.kind())
+    }
+}
+
+fn with_ttl(cmd: &mut Cmd, ttl: Option<Duration>) {
+    if let Some(ttl) = ttl {
+        let ms = u64::try_from(ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, i64::MAX as u64);
+        cmd.arg("PX").arg(ms);
+    }
+}
+
+impl RedisStoreBuilder {
+    /// Prefixes every key name (default `grpc-auth:`): services sharing one Redis keep
+    /// apart by prefix; replicas of one service share it.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long one store call may take, connecting included (default 500 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many calls may wait on Redis at once (default 1024, at least 1); more fail
+    /// at once with `UNAVAILABLE`.
+    pub fn max_in_flight(mut self, calls: usize) -> Self {
+        self.max_in_flight = calls.max(1);
+        self
+    }
+
+    /// The store. Needs a Tokio runtime; connects on first use, so Redis may be down
+    /// now (calls fail `UNAVAILABLE` until it is up). Fails only on a malformed URL.
+    pub fn build(self) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| StoreError::unavailable(NAME, format!("bad URL: {}", describe(&e))))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError::unavailable(NAME, describe(&e)))?;
+        Ok(RedisStore {
+            shared: Arc::new(Shared {
+                conn,
+                prefix: self.prefix,
+                timeout: self.timeout,
+                permits: Semaphore::new(self.max_in_flight),
+                max_in_flight: self.max_in_flight,
+                count: Script::new(COUNT),
+                uncount: Script::new(UNCOUNT),
+            }),
+        })
+    }
+}
+
+impl Store for RedisStore {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn insert_new<'a>(
+        &'a self,
+        key: Key,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(self.name_of(&key)).arg(value).arg("NX");
+            with_ttl(&mut cmd, ttl);
+            let mut conn = self.shared.conn.clone();
+            let set: Option<String> = self.call(cmd.query_async(&mut conn)).await?;
+            Ok(set.is_some())
+        })
+    }
+
+    fn put<'a>(&'a self, key: Key, value: &'a [u8], ttl: Option<Duration>) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(self.name_of(&key)).arg(value);
+            with_ttl(&mut cmd, ttl);
+            let mut conn = self.shared.conn.clone();
+            self.call(cmd.query_async::<()>(&mut conn)).await
+        })
+    }
+
+    fn get<'a>(&'a self, keys: &'a [Key]) -> StoreFuture<'a, Vec<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut cmd = redis::cmd("MGET");
+            for key in keys {
+                cmd.arg(self.name_of(key));
+            }
+            let mut conn = self.shared.conn.clone();
+            let values: Vec<Option<Vec<u8>>> = self.call(cmd.query_async(&mut conn)).await?;
+            if values.len() != keys.len() {
+                return Err(StoreError::unavailable(
+                    NAME,
+                    "MGET answered the wrong count",
+                ));
+            }
+            Ok(values)
+        })
+    }
+
+    fn remove(&self, key: Key) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(self.name_of(&key));
+            let mut conn = self.shared.conn.clone();
+            let n: i64 = self.call(cmd.query_async(&mut conn)).await?;
+            Ok(n > 0)
+        })
+    }
+
+    fn count<'a>(
+        &'a self,
+        counters: &'a [(Key, u32)],
+        window: Duration,
+    ) -> StoreFuture<'a, Counted> {
+        Box::pin(async move {
+            if counters.is_empty() {
+                return Ok(Counted::Yes);
+            }
+            let mut invocation = self.shared.count.prepare_invoke();
+            for (key, _) in counters {
+                invocation.key(self.name_of(key));
+            }
+            for (_, limit) in counters {
+                invocation.arg(*limit);
+            }
+            let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+            invocation.arg(ms);
+            let mut conn = self.shared.conn.clone();
+            let counted: i64 = self.call(invocation.invoke_async(&mut conn)).await?;
+            Ok(if counted == 1 {
+                Counted::Yes
+            } else {
+                Counted::Limited
+            })
+        })
+    }
+
+    fn uncount<'a>(&'a self, one: &'a [Key], all: &'a [Key]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if one.is_empty() && all.is_empty() {
+                return Ok(());
+            }
+            let mut invocation = self.shared.uncount.prepare_invoke();
+            for key in one.iter().chain(all) {
+                invocation.key(self.name_of(key));
+            }
+            invocation.arg(one.len());
+            let mut conn = self.shared.conn.clone();
+            let _: i64 = self.call(invocation.invoke_async(&mut conn)).await?;
+            Ok(())
+        })
+    }
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.shared.prefix)
+            .field("timeout", &self.shared.timeout)
+            .field("max_in_flight", &self.shared.max_in_flight)
+            .finish_non_exhaustive()
+    }
+}
