@@ -19,6 +19,13 @@
 //! 15 minutes), signed with `--token-secret` (32 bytes or more, shared by replicas) or a
 //! random key.
 //!
+//! `--redis redis://127.0.0.1:6379` shares state with every replica that names the same
+//! Redis: a signed HMAC request is accepted once across them, a JWT revoked (see the
+//! `revoke` example) is refused by all, failed Basic logins meet one limit, and
+//! `--issue-tokens` issues opaque tokens kept in Redis (valid on every replica, across
+//! restarts) instead of signed ones. Redis down: the calls that need it are refused
+//! `UNAVAILABLE`; the others go on.
+//!
 //! Secrets may come from the environment instead of the command line:
 //! `GRPC_AUTH_JWT_HS256_SECRET`, `GRPC_AUTH_HMAC_KEY` (one `KEY_ID=SECRET`),
 //! `GRPC_AUTH_TOKEN_SECRET`.
@@ -141,6 +148,20 @@ struct Cli {
         requires = "issue_tokens"
     )]
     token_secret: Option<String>,
+
+    /// Redis shared by every replica (`redis://HOST:PORT`): HMAC replay protection,
+    /// JWT revocations, failed-login limits and (with --issue-tokens) opaque tokens
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "GRPC_AUTH_REDIS",
+        hide_env_values = true
+    )]
+    redis: Option<String>,
+
+    /// Prefix of every key in --redis (services sharing a Redis keep apart by prefix)
+    #[arg(long, value_name = "PREFIX", requires = "redis")]
+    redis_prefix: Option<String>,
 }
 
 impl Cli {
@@ -167,6 +188,8 @@ impl Cli {
             tls: self.tls_cert.zip(self.tls_key).map(|(c, k)| (c.0, k.0)),
             issue_tokens: self.issue_tokens,
             token_keys,
+            redis: self.redis,
+            redis_prefix: self.redis_prefix,
             ..ServerConfig::default()
         };
         (self.addr, config)

@@ -11,11 +11,15 @@ use grpc_auth::authn::hmac::{HmacAuthenticator, HmacVerifier, StaticHmacKeys};
 #[cfg(feature = "jwks")]
 use grpc_auth::authn::jwt::{IssuerKeys, JwksKeys};
 use grpc_auth::authn::jwt::{JwtAuthenticator, JwtKey, KeySource, StaticKeys};
-use grpc_auth::authn::token_exchange::{SignedTokens, TokenExchange, TokenKeys};
+use grpc_auth::authn::revocation::Revocations;
+use grpc_auth::authn::token_exchange::{
+    OpaqueTokens, SignedTokens, StoreTokens, TokenExchange, TokenKeys,
+};
 use grpc_auth::authn::{
     ApiKeyAuthenticator, AuthRequest, AuthResult, BasicAuthenticator, BoxAuthenticator,
     NoAuthenticator,
 };
+use grpc_auth::store::SharedStore;
 use grpc_auth::{AuthLayer, Authenticator, Policy, Principal};
 use grpc_auth_protos::helloworld::greeter_server::{Greeter, GreeterServer};
 use grpc_auth_protos::helloworld::{HelloReply, HelloRequest};
@@ -91,6 +95,11 @@ pub(crate) struct ServerConfig {
     pub(crate) token_ttl: Option<Duration>,
     /// Counts Basic verifications (accepted or refused), for tests.
     pub(crate) basic_verifications: Option<Arc<AtomicUsize>>,
+    /// Redis URL: replay protection, revocations, failed-login limits and opaque
+    /// tokens shared with every replica using the same Redis and prefix.
+    pub(crate) redis: Option<String>,
+    /// Key prefix in Redis (default `grpc-auth:`).
+    pub(crate) redis_prefix: Option<String>,
 }
 
 /// Counts the calls on which `A` found its credential.
@@ -136,8 +145,31 @@ fn pem_key(pem: &[u8]) -> Result<JwtKey, String> {
 }
 
 impl ServerConfig {
+    /// The shared store when `--redis` is given (needs a Tokio runtime).
+    #[cfg(feature = "redis")]
+    fn store(&self) -> Result<Option<SharedStore>, String> {
+        let Some(url) = &self.redis else {
+            return Ok(None);
+        };
+        let mut builder = grpc_auth::store::RedisStore::builder(url);
+        if let Some(prefix) = &self.redis_prefix {
+            builder = builder.prefix(prefix);
+        }
+        let store = builder.build().map_err(|e| format!("--redis: {e}"))?;
+        Ok(Some(Arc::new(store)))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn store(&self) -> Result<Option<SharedStore>, String> {
+        match self.redis {
+            Some(_) => Err("--redis needs grpc-auth's `redis` feature".into()),
+            None => Ok(None),
+        }
+    }
+
     /// The authenticator: every configured scheme, first match wins.
     pub(crate) fn authenticator(&self) -> Result<BoxAuthenticator, String> {
+        let store = self.store()?;
         let mut auth = NoAuthenticator.boxed();
         let mut basic = None;
         if !self.basic_users.is_empty() {
@@ -149,6 +181,9 @@ impl ServerConfig {
                     b.user(user, password.as_str())
                 };
             }
+            if let Some(store) = &store {
+                b = b.failure_store(store.clone());
+            }
             basic = Some(match &self.basic_verifications {
                 Some(counter) => Counted(b, counter.clone()).boxed(),
                 None => b.boxed(),
@@ -157,15 +192,25 @@ impl ServerConfig {
         if self.issue_tokens {
             // First: it claims only its own tokens (by `iss`), other bearers fall through.
             let login = basic.take().ok_or("issuing tokens needs Basic users")?;
-            let keys = match &self.token_keys {
-                Some(k) => k.clone(),
-                None => random_token_keys()?,
-            };
-            let mut tokens = SignedTokens::new(keys, TOKEN_AUDIENCE);
-            if let Some(ttl) = self.token_ttl {
-                tokens = tokens.ttl(ttl);
+            if let Some(store) = &store {
+                // Opaque tokens in the shared store: valid on every replica, revocable,
+                // and they outlive a restart.
+                let mut tokens = OpaqueTokens::new(StoreTokens::new(store.clone()), TOKEN_AUDIENCE);
+                if let Some(ttl) = self.token_ttl {
+                    tokens = tokens.ttl(ttl);
+                }
+                auth = auth.or(TokenExchange::new(login, tokens)).boxed();
+            } else {
+                let keys = match &self.token_keys {
+                    Some(k) => k.clone(),
+                    None => random_token_keys()?,
+                };
+                let mut tokens = SignedTokens::new(keys, TOKEN_AUDIENCE);
+                if let Some(ttl) = self.token_ttl {
+                    tokens = tokens.ttl(ttl);
+                }
+                auth = auth.or(TokenExchange::new(login, tokens)).boxed();
             }
-            auth = auth.or(TokenExchange::new(login, tokens)).boxed();
         }
         let mut keys = StaticKeys::new();
         let mut any_jwt = false;
@@ -185,16 +230,13 @@ impl ServerConfig {
                     --jwt-hs256-secret/--jwt-public-key"
                     .into());
             }
-            auth = auth.or(self.remote_jwt()?).boxed();
+            auth = auth.or(self.remote_jwt(&store)?).boxed();
         } else if any_jwt {
             let mut jwt = JwtAuthenticator::new(keys);
             if let Some(iss) = &self.jwt_issuer {
                 jwt = jwt.issuer(iss);
             }
-            if let Some(aud) = &self.jwt_audience {
-                jwt = jwt.audience(aud);
-            }
-            auth = auth.or(jwt).boxed();
+            auth = auth.or(self.finish_jwt(jwt, &store)).boxed();
         }
         if let Some(basic) = basic {
             auth = auth.or(basic).boxed();
@@ -208,9 +250,11 @@ impl ServerConfig {
         }
         if !self.hmac_keys.is_empty() {
             let keys: StaticHmacKeys = self.hmac_keys.iter().cloned().collect();
-            auth = auth
-                .or(HmacAuthenticator::new(HmacVerifier::new(keys)))
-                .boxed();
+            let mut verifier = HmacVerifier::new(keys);
+            if let Some(store) = &store {
+                verifier = verifier.replay_store(store.clone());
+            }
+            auth = auth.or(HmacAuthenticator::new(verifier)).boxed();
         }
         Ok(auth)
     }
@@ -218,7 +262,7 @@ impl ServerConfig {
     /// JWT with remote keys: one source alone, or several routed by `iss` (each
     /// `--oidc-issuer` under its own issuer, a `--jwks-url` under `--jwt-issuer`).
     #[cfg(feature = "jwks")]
-    fn remote_jwt(&self) -> Result<BoxAuthenticator, String> {
+    fn remote_jwt(&self, store: &Option<SharedStore>) -> Result<BoxAuthenticator, String> {
         let mut sources = Vec::new();
         for url in &self.jwks_urls {
             let keys = JwksKeys::builder(url).build().map_err(|e| e.to_string())?;
@@ -235,7 +279,7 @@ impl ServerConfig {
             if let Some(iss) = iss {
                 jwt = jwt.issuer(iss);
             }
-            return Ok(self.with_audience(jwt).boxed());
+            return Ok(self.finish_jwt(jwt, store).boxed());
         }
         let mut by_issuer = IssuerKeys::new();
         for (iss, keys) in sources {
@@ -245,19 +289,29 @@ impl ServerConfig {
             }
             by_issuer = by_issuer.issuer(iss, keys);
         }
-        Ok(self.with_audience(JwtAuthenticator::new(by_issuer)).boxed())
+        Ok(self
+            .finish_jwt(JwtAuthenticator::new(by_issuer), store)
+            .boxed())
     }
 
     #[cfg(not(feature = "jwks"))]
-    fn remote_jwt(&self) -> Result<BoxAuthenticator, String> {
+    fn remote_jwt(&self, _: &Option<SharedStore>) -> Result<BoxAuthenticator, String> {
         Err("--jwks-url/--oidc-issuer need grpc-auth's `jwks` feature".into())
     }
 
-    fn with_audience<K: KeySource>(&self, jwt: JwtAuthenticator<K>) -> JwtAuthenticator<K> {
-        match &self.jwt_audience {
-            Some(aud) => jwt.audience(aud),
-            None => jwt,
+    /// The audience, and revocations from the shared store.
+    fn finish_jwt<K: KeySource>(
+        &self,
+        mut jwt: JwtAuthenticator<K>,
+        store: &Option<SharedStore>,
+    ) -> JwtAuthenticator<K> {
+        if let Some(aud) = &self.jwt_audience {
+            jwt = jwt.audience(aud);
         }
+        if let Some(store) = store {
+            jwt = jwt.revocations(Revocations::new(store.clone()));
+        }
+        jwt
     }
 
     /// The policy: health checks and `--public` methods are public, `--require-scope`
