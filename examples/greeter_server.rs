@@ -162,6 +162,11 @@ struct Cli {
     /// Prefix of every key in --redis (services sharing a Redis keep apart by prefix)
     #[arg(long, value_name = "PREFIX", requires = "redis")]
     redis_prefix: Option<String>,
+
+    /// Seconds replay and revocation checks are refused after --redis lost its data
+    /// (restarted empty) [default: 600]
+    #[arg(long, value_name = "SECS", requires = "redis")]
+    redis_quarantine: Option<u64>,
 }
 
 impl Cli {
@@ -190,6 +195,7 @@ impl Cli {
             token_keys,
             redis: self.redis,
             redis_prefix: self.redis_prefix,
+            redis_quarantine: self.redis_quarantine.map(std::time::Duration::from_secs),
             ..ServerConfig::default()
         };
         (self.addr, config)

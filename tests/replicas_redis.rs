@@ -92,6 +92,7 @@ async fn replica(bin: &PathBuf, redis_url: &str, pki: &Pki) -> Replica {
         .args(["--api-key", "k-1=billing", "--issue-tokens"])
         .args(["--hmac-key", &format!("{}={}", HMAC.0, HMAC.1)])
         .args(["--redis", redis_url, "--redis-prefix", "replicas-test:"])
+        .args(["--redis-quarantine", "2"])
         .arg("--tls-cert")
         .arg(pki.dir.join("cert.pem"))
         .arg("--tls-key")
@@ -370,6 +371,20 @@ async fn three_replicas_share_one_redis() {
         );
     }
 
+    // The restarted replicas still refuse replays (and each has now read the shared
+    // store's data-loss marker).
+    let sig = signed(a).await;
+    assert!(hello_signed(a, &sig).await.is_ok());
+    for r in [a, b, c] {
+        assert_eq!(
+            hello_signed(r, &sig).await,
+            Err((
+                Code::Unauthenticated,
+                "HMAC signature already used (replay)".into()
+            ))
+        );
+    }
+
     // 5. Redis stopped: the calls that need it are UNAVAILABLE, naming it; the others go on.
     redis.stop();
     for r in [a, b, c] {
@@ -402,19 +417,43 @@ async fn three_replicas_share_one_redis() {
         );
     }
 
-    // 6. Redis back (empty: persistence is off): the replicas recover, no restart.
+    // 6. Redis back, empty (persistence is off): its signatures and revocations are
+    // gone, so each replica refuses replay and revocation checks for its quarantine
+    // (2 s here), then recovers, with no restart. API keys went on throughout.
     redis.restart();
     for r in [a, b, c] {
-        let took = within(Duration::from_secs(10), || async {
+        within(Duration::from_secs(10), || async {
+            let sig = signed(r).await;
+            let got = hello_signed(r, &sig).await;
+            matches!(got, Err((Code::Unavailable, m)) if m.contains("redis lost its data"))
+        })
+        .await;
+        let (code, message) = hello(r, &[("authorization", &bearer(&other))])
+            .await
+            .unwrap_err();
+        assert_eq!(code, Code::Unavailable);
+        assert!(message.contains("redis lost its data"), "{message}");
+        assert_eq!(
+            hello(r, &[("x-api-key", "k-1")]).await,
+            Ok("Hello Ada, authenticated as billing via api-key".into())
+        );
+    }
+    let quarantined = Instant::now();
+    for r in [a, b, c] {
+        within(Duration::from_secs(10), || async {
             let sig = signed(r).await;
             hello_signed(r, &sig).await.is_ok()
         })
         .await;
-        eprintln!("replica on port {} recovered in {took:?}", r.port);
         assert_eq!(
             hello(r, &[("authorization", &bearer(&other))]).await,
             Ok("Hello Ada, authenticated as ada via jwt".into())
         );
     }
+    eprintln!(
+        "replicas recovered {:?} after the loss was seen",
+        quarantined.elapsed()
+    );
+    assert!(quarantined.elapsed() >= Duration::from_millis(1500));
     let _ = std::fs::remove_dir_all(&pki.dir);
 }

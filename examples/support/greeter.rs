@@ -100,6 +100,9 @@ pub(crate) struct ServerConfig {
     pub(crate) redis: Option<String>,
     /// Key prefix in Redis (default `grpc-auth:`).
     pub(crate) redis_prefix: Option<String>,
+    /// How long replay and revocation checks are refused after Redis lost its data
+    /// (default 10 minutes).
+    pub(crate) redis_quarantine: Option<Duration>,
 }
 
 /// Counts the calls on which `A` found its credential.
@@ -154,6 +157,9 @@ impl ServerConfig {
         let mut builder = grpc_auth::store::RedisStore::builder(url);
         if let Some(prefix) = &self.redis_prefix {
             builder = builder.prefix(prefix);
+        }
+        if let Some(q) = self.redis_quarantine {
+            builder = builder.data_loss_quarantine(q);
         }
         let store = builder.build().map_err(|e| format!("--redis: {e}"))?;
         Ok(Some(Arc::new(store)))

@@ -3,14 +3,14 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, RedisError, Script};
+use redis::{Cmd, FromRedisValue, RedisError, Script};
 use tokio::sync::Semaphore;
 
-use super::{Counted, Key, Store, StoreError, StoreFuture};
+use super::{Counted, Key, Kind, Store, StoreError, StoreFuture};
 
 const NAME: &str = "redis";
 
@@ -20,6 +20,10 @@ pub(crate) const DEFAULT_PREFIX: &str = "grpc-auth:";
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Default bound on calls waiting on Redis at once: 1024.
 pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// Default time replay and revocation checks are refused after Redis lost its data:
+/// 10 minutes (a signature's date may be up to the default 300 s skew ahead, and is
+/// accepted up to 300 s behind).
+pub(crate) const DEFAULT_DATA_LOSS_QUARANTINE: Duration = Duration::from_secs(600);
 
 /// Counts an event against each key unless one has reached its limit. KEYS: the
 /// counters; ARGV: their limits, then the window in milliseconds. 1: counted, 0: limited.
@@ -70,6 +74,19 @@ return 1
 /// - **Failure:** every failure is a [`StoreError`], and the protection refuses the call
 ///   with `UNAVAILABLE` "redis store unavailable: ...". Calls that need no store go on.
 /// - **Reconnection:** on its own, in the background, with backoff; no restart needed.
+/// - **Data lost** (Redis restarted without persistence, flushed, failed over to an
+///   empty replica): remembered signatures and revocations are gone, so a captured
+///   request could be replayed and a revoked token would work again. The store keeps
+///   a random marker key (`{prefix}epoch`) and reads it in the same round trip as
+///   every replay and revocation lookup; when the marker it saw is gone or changed,
+///   it logs an error and refuses replay and revocation checks (`UNAVAILABLE` "redis
+///   lost its data ...") for [`data_loss_quarantine`](RedisStoreBuilder::data_loss_quarantine)
+///   (10 minutes), until every signature dated before the loss is outside its window.
+///   Revocations must then be made again by whoever keeps them (run Redis with
+///   persistence, `appendonly yes`, to keep them across restarts). Failed-login counts
+///   and opaque tokens are not guarded: lost counts start afresh, lost tokens are
+///   refused (their holders log in again). A replica started after the loss cannot
+///   tell, and starts on the new marker.
 #[derive(Clone)]
 pub struct RedisStore {
     shared: Arc<Shared>,
@@ -83,6 +100,18 @@ struct Shared {
     max_in_flight: usize,
     count: Script,
     uncount: Script,
+    epoch_key: String,
+    quarantine: Duration,
+    epoch: Mutex<Epoch>,
+}
+
+/// What the store knows of the marker.
+#[derive(Default)]
+struct Epoch {
+    /// The marker value last seen; `None` before the first guarded call.
+    seen: Option<String>,
+    /// Guarded checks are refused until then.
+    quarantined_until: Option<Instant>,
 }
 
 /// Builds a [`RedisStore`]: see [`RedisStore::builder`]. Its `Debug` leaves out the
@@ -93,6 +122,17 @@ pub struct RedisStoreBuilder {
     prefix: String,
     timeout: Duration,
     max_in_flight: usize,
+    quarantine: Duration,
+}
+
+/// Keys whose loss would let something through (a replay, a revoked token).
+fn guarded(keys: &[Key]) -> bool {
+    keys.iter().any(|k| {
+        matches!(
+            k.kind(),
+            Kind::Replay | Kind::RevokedJti | Kind::RevokedSubject
+        )
+    })
 }
 
 impl RedisStore {
@@ -104,6 +144,7 @@ impl RedisStore {
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            quarantine: DEFAULT_DATA_LOSS_QUARANTINE,
         }
     }
 
@@ -135,6 +176,96 @@ impl RedisStore {
 
     fn name_of(&self, key: &Key) -> String {
         key.name(&self.shared.prefix)
+    }
+
+    /// Runs `cmd`; for keys that must not be lost silently, reads the data-loss marker in
+    /// the same round trip (a pipeline) and refuses when it is gone or changed.
+    async fn run<T: FromRedisValue>(&self, cmd: Cmd, keys: &[Key]) -> Result<T, StoreError> {
+        let mut conn = self.shared.conn.clone();
+        if !guarded(keys) {
+            return self.call(cmd.query_async(&mut conn)).await;
+        }
+        self.check_quarantine()?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(&self.shared.epoch_key);
+        pipe.add_command(cmd);
+        let (marker, value): (Option<String>, T) = self.call(pipe.query_async(&mut conn)).await?;
+        self.check_marker(marker).await?;
+        Ok(value)
+    }
+
+    fn lock_epoch(&self) -> std::sync::MutexGuard<'_, Epoch> {
+        self.shared
+            .epoch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn check_quarantine(&self) -> Result<(), StoreError> {
+        let mut epoch = self.lock_epoch();
+        match epoch.quarantined_until {
+            Some(until) if Instant::now() < until => Err(StoreError::unavailable(
+                NAME,
+                format!(
+                    "redis lost its data; replay and revocation checks refused for {} s more",
+                    until.saturating_duration_since(Instant::now()).as_secs() + 1
+                ),
+            )),
+            Some(_) => {
+                epoch.quarantined_until = None;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Compares the marker read with the one seen before; sets one on a fresh Redis.
+    async fn check_marker(&self, marker: Option<String>) -> Result<(), StoreError> {
+        {
+            let mut epoch = self.lock_epoch();
+            match (&epoch.seen, &marker) {
+                (Some(seen), Some(m)) if seen == m => return Ok(()),
+                (None, Some(m)) => {
+                    epoch.seen = Some(m.clone());
+                    return Ok(());
+                }
+                (None, None) => {}
+                (Some(_), _) => {
+                    epoch.seen = None;
+                    epoch.quarantined_until = Some(Instant::now() + self.shared.quarantine);
+                    tracing::error!(
+                        prefix = %self.shared.prefix,
+                        quarantine_secs = self.shared.quarantine.as_secs(),
+                        "grpc-auth: redis lost its data (restarted empty, flushed or failed \
+                         over); replay and revocation checks refused for the quarantine; \
+                         revocations must be made again"
+                    );
+                    return Err(StoreError::unavailable(
+                        NAME,
+                        "redis lost its data; replay and revocation checks refused for now",
+                    ));
+                }
+            }
+        }
+        // A Redis no store has marked yet: mark it (the first writer wins), adopt it.
+        let mut fresh = [0u8; 16];
+        getrandom::fill(&mut fresh)
+            .map_err(|_| StoreError::unavailable(NAME, "no randomness for the marker"))?;
+        let fresh: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(&self.shared.epoch_key)
+            .arg(&fresh)
+            .arg("NX")
+            .ignore();
+        pipe.cmd("GET").arg(&self.shared.epoch_key);
+        let mut conn = self.shared.conn.clone();
+        let (marker,): (Option<String>,) = self.call(pipe.query_async(&mut conn)).await?;
+        let mut epoch = self.lock_epoch();
+        if epoch.seen.is_none() {
+            epoch.seen = marker;
+        }
+        Ok(())
     }
 }
 
@@ -181,6 +312,13 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// How long replay and revocation checks are refused after Redis is found to have
+    /// lost its data (default 10 minutes; see [`RedisStore`]). Zero only logs.
+    pub fn data_loss_quarantine(mut self, quarantine: Duration) -> Self {
+        self.quarantine = quarantine;
+        self
+    }
+
     /// The store. Needs a Tokio runtime; connects on first use, so Redis may be down
     /// now (calls fail `UNAVAILABLE` until it is up). Fails only on a malformed URL.
     pub fn build(self) -> Result<RedisStore, StoreError> {
@@ -197,12 +335,15 @@ impl RedisStoreBuilder {
         Ok(RedisStore {
             shared: Arc::new(Shared {
                 conn,
-                prefix: self.prefix,
                 timeout: self.timeout,
                 permits: Semaphore::new(self.max_in_flight),
                 max_in_flight: self.max_in_flight,
                 count: Script::new(COUNT),
                 uncount: Script::new(UNCOUNT),
+                epoch_key: format!("{}epoch", self.prefix),
+                quarantine: self.quarantine,
+                epoch: Mutex::new(Epoch::default()),
+                prefix: self.prefix,
             }),
         })
     }
@@ -223,8 +364,7 @@ impl Store for RedisStore {
             let mut cmd = redis::cmd("SET");
             cmd.arg(self.name_of(&key)).arg(value).arg("NX");
             with_ttl(&mut cmd, ttl);
-            let mut conn = self.shared.conn.clone();
-            let set: Option<String> = self.call(cmd.query_async(&mut conn)).await?;
+            let set: Option<String> = self.run(cmd, &[key]).await?;
             Ok(set.is_some())
         })
     }
@@ -234,8 +374,7 @@ impl Store for RedisStore {
             let mut cmd = redis::cmd("SET");
             cmd.arg(self.name_of(&key)).arg(value);
             with_ttl(&mut cmd, ttl);
-            let mut conn = self.shared.conn.clone();
-            self.call(cmd.query_async::<()>(&mut conn)).await
+            self.run::<()>(cmd, &[key]).await
         })
     }
 
@@ -248,8 +387,7 @@ impl Store for RedisStore {
             for key in keys {
                 cmd.arg(self.name_of(key));
             }
-            let mut conn = self.shared.conn.clone();
-            let values: Vec<Option<Vec<u8>>> = self.call(cmd.query_async(&mut conn)).await?;
+            let values: Vec<Option<Vec<u8>>> = self.run(cmd, keys).await?;
             if values.len() != keys.len() {
                 return Err(StoreError::unavailable(
                     NAME,
@@ -264,8 +402,7 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut cmd = redis::cmd("DEL");
             cmd.arg(self.name_of(&key));
-            let mut conn = self.shared.conn.clone();
-            let n: i64 = self.call(cmd.query_async(&mut conn)).await?;
+            let n: i64 = self.run(cmd, &[key]).await?;
             Ok(n > 0)
         })
     }
@@ -321,6 +458,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("max_in_flight", &self.max_in_flight)
+            .field("data_loss_quarantine", &self.quarantine)
             .finish_non_exhaustive()
     }
 }
