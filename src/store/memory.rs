@@ -195,14 +195,19 @@ impl MemoryStore {
         let mut state = self.lock();
         let mut new = 0;
         for (key, limit) in counters {
-            match state.entries.get(key) {
-                Some(e) if e.live(now) => {
-                    if matches!(e.value, Value::Count(c) if c >= *limit) {
-                        return Ok(Counted::Limited);
-                    }
+            let count = match state.entries.get(key) {
+                Some(e) if e.live(now) => match e.value {
+                    Value::Count(c) => c,
+                    Value::Bytes(_) => 0,
+                },
+                Some(_) => 0,
+                None => {
+                    new += 1;
+                    0
                 }
-                Some(_) => {}
-                None => new += 1,
+            };
+            if count >= *limit {
+                return Ok(Counted::Limited);
             }
         }
         self.make_room(&mut state, now, new)?;

@@ -282,12 +282,20 @@ fn describe(e: &RedisError) -> String {
     }
 }
 
+/// The longest expiry sent to Redis: 10^15 ms (about 31,700 years). Redis refuses an
+/// expiry whose deadline overflows its clock ("invalid expire time").
+const MAX_TTL_MS: u64 = 1_000_000_000_000_000;
+
+/// `ttl` in milliseconds as Redis takes it: at least 1, at most [`MAX_TTL_MS`].
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_TTL_MS)
+}
+
 fn with_ttl(cmd: &mut Cmd, ttl: Option<Duration>) {
     if let Some(ttl) = ttl {
-        let ms = u64::try_from(ttl.as_millis())
-            .unwrap_or(u64::MAX)
-            .clamp(1, i64::MAX as u64);
-        cmd.arg("PX").arg(ms);
+        cmd.arg("PX").arg(ttl_ms(ttl));
     }
 }
 
@@ -423,8 +431,7 @@ impl Store for RedisStore {
             for (_, limit) in counters {
                 invocation.arg(*limit);
             }
-            let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
-            invocation.arg(ms);
+            invocation.arg(ttl_ms(window));
             let mut conn = self.shared.conn.clone();
             let counted: i64 = self.call(invocation.invoke_async(&mut conn)).await?;
             Ok(if counted == 1 {
