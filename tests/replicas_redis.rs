@@ -417,6 +417,19 @@ async fn three_replicas_share_one_redis() {
         );
     }
 
+    // A replica started while Redis is down starts, serves what needs no store, and
+    // refuses the rest.
+    let d = replica(&server_bin, &url, &pki).await;
+    assert_eq!(
+        hello(&d, &[("x-api-key", "k-1")]).await,
+        Ok("Hello Ada, authenticated as billing via api-key".into())
+    );
+    let sig = signed(&d).await;
+    assert_eq!(
+        hello_signed(&d, &sig).await.unwrap_err().0,
+        Code::Unavailable
+    );
+
     // 6. Redis back, empty (persistence is off): its signatures and revocations are
     // gone, so each replica refuses replay and revocation checks for its quarantine
     // (2 s here), then recovers, with no restart. API keys went on throughout.
@@ -455,5 +468,11 @@ async fn three_replicas_share_one_redis() {
         quarantined.elapsed()
     );
     assert!(quarantined.elapsed() >= Duration::from_millis(1500));
+    // The replica that started during the outage had seen no data to lose: it works.
+    let sig = signed(&d).await;
+    assert_eq!(
+        hello_signed(&d, &sig).await,
+        Ok("Hello Ada, authenticated as svc-a via hmac".into())
+    );
     let _ = std::fs::remove_dir_all(&pki.dir);
 }
