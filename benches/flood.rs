@@ -15,8 +15,9 @@
 //! Bounds (the process exits non-zero past one, or on any unexpected outcome): peak
 //! RSS growth over the flood below 64 MiB for the tokens (10 000 cached tokens of a few
 //! hundred bytes each: a few MB; unbounded, 1 000 000 would take hundreds of MB) and
-//! below 32 MiB for the HMAC signatures (documented: about 110 bytes per entry, 7.5 MB
-//! at 65 536; unbounded, 1 000 000 would take over 100 MB).
+//! below 32 MiB for the HMAC signatures (the replay check's `MemoryStore`: about 200
+//! bytes per entry, 13 MB at 65 536, up to 23 MB while its hash table grows under
+//! churn; unbounded, 1 000 000 would take over 200 MB).
 //!
 //! ```text
 //! cargo bench --bench flood                               # 1 000 000 each, release

@@ -442,8 +442,6 @@ async fn hmac_replay_is_shared_by_two_verifiers_over_one_store() {
 /// a store the user gave (`clock` keeps it; `BasicAuthenticator::failure_limits` keeps
 /// a `failure_store`), and nothing in the docs says the order matters.
 #[tokio::test]
-#[ignore = "bug: HmacVerifier::replay_cache_size after replay_store drops the shared store \
-    (src/authn/hmac/mod.rs, replay_cache_size)"]
 async fn hmac_replay_cache_size_after_replay_store_keeps_the_shared_store() {
     let store = MemoryStore::new(1_000);
     let verifier = || {

@@ -131,10 +131,16 @@ impl Revocations {
     /// Refuses `principal` (a verified JWT's) when its `jti` or its subject is revoked.
     pub async fn check(&self, principal: &Principal) -> Result<(), AuthError> {
         let claims = principal.claims();
-        let jti = claims.get("jti").and_then(|v| v.as_str());
+        // RFC 7519 makes `jti` a string; a number is read as its decimal text, so that
+        // `revoke_jti("42")` revokes it too.
+        let jti = match claims.get("jti") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
         let mut keys = Vec::with_capacity(2);
         keys.push(subject_key(principal.subject()));
-        if let Some(jti) = jti {
+        if let Some(jti) = &jti {
             keys.push(jti_key(jti));
         }
         let values = self.store.get(&keys).await.map_err(|e| {
@@ -277,6 +283,17 @@ mod tests {
             r.check(&token("ada", Some("j-1"), Some(NOW))).await,
             Err(revoked())
         );
+    }
+
+    #[tokio::test]
+    async fn a_numeric_jti_is_revoked_by_its_decimal_text() {
+        let (_, r) = setup();
+        let mut claims = serde_json::Map::new();
+        claims.insert("jti".into(), json!(42));
+        claims.insert("iat".into(), json!(NOW));
+        let t = Principal::new("ada", "jwt").with_claims(claims);
+        r.revoke_jti("42", at(NOW + 60)).await.unwrap();
+        assert_eq!(r.check(&t).await, Err(revoked()));
     }
 
     #[tokio::test]

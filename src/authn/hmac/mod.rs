@@ -158,7 +158,8 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
         self
     }
 
-    /// Sets how many accepted signatures are remembered (default 65 536, about 7.5 MB;
+    /// Sets how many accepted signatures the verifier's own memory remembers (default
+    /// 65 536, about 18 MB resident at capacity; no effect on a [`replay_store`](Self::replay_store);
     /// at least 1). [`no_replay_protection`](Self::no_replay_protection) turns it off. A signature is remembered until its date leaves
     /// the skew window, never less; when every entry is still live and the cache is
     /// full, a new signature is refused with `UNAVAILABLE` ("HMAC replay cache full")
@@ -166,11 +167,15 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
     /// the skew (a date may be up to the skew ahead of the clock).
     pub fn replay_cache_size(mut self, entries: usize) -> Self {
         self.replay_capacity = entries.max(1);
-        self.replay = Some(Replay::memory(
-            self.replay_capacity,
-            self.clock.clone(),
-            self.max_skew,
-        ));
+        // A store given with `replay_store` (shared by replicas) stays: the size is the
+        // verifier's own memory's.
+        if self.replay.as_ref().is_none_or(|r| r.own.is_some()) {
+            self.replay = Some(Replay::memory(
+                self.replay_capacity,
+                self.clock.clone(),
+                self.max_skew,
+            ));
+        }
         self
     }
 
