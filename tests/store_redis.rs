@@ -566,9 +566,6 @@ async fn redis_concurrent_replicas_agree() {
 /// Concurrent first calls of two replicas on a Redis no store has marked yet (a new
 /// prefix each round): one insert wins, the others see a replay, and none is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug in src/store/redis.rs check_marker: a guarded call that read no marker, \
-    finishing after a concurrent call of the same store adopted the marker it set, is \
-    taken as data loss (quarantine)"]
 async fn redis_concurrent_first_calls_on_a_fresh_redis() {
     let Some(server) = RedisServer::start() else {
         return;

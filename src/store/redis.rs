@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -77,8 +78,8 @@ return 1
 /// - **Data lost** (Redis restarted without persistence, flushed, failed over to an
 ///   empty replica): remembered signatures and revocations are gone, so a captured
 ///   request could be replayed and a revoked token would work again. The store keeps
-///   a random marker key (`{prefix}epoch`) and reads it in the same round trip as
-///   every replay and revocation lookup; when the marker it saw is gone or changed,
+///   a random marker key (`{prefix}epoch`: set if absent, then read, in the same
+///   round trip as every replay and revocation lookup); when the marker it saw is gone or changed,
 ///   it logs an error and refuses replay and revocation checks (`UNAVAILABLE` "redis
 ///   lost its data ...") for [`data_loss_quarantine`](RedisStoreBuilder::data_loss_quarantine)
 ///   (10 minutes), until every signature dated before the loss is outside its window.
@@ -101,6 +102,9 @@ struct Shared {
     count: Script,
     uncount: Script,
     epoch_key: String,
+    /// This store's part of the marker it sets when there is none (with `calls`).
+    candidate: String,
+    calls: AtomicU64,
     quarantine: Duration,
     epoch: Mutex<Epoch>,
 }
@@ -123,6 +127,14 @@ pub struct RedisStoreBuilder {
     timeout: Duration,
     max_in_flight: usize,
     quarantine: Duration,
+}
+
+/// 128 random bits, hex: the data-loss marker a store sets.
+fn random_marker() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|_| StoreError::unavailable(NAME, "no randomness for the marker"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Keys whose loss would let something through (a replay, a revoked token).
@@ -186,11 +198,21 @@ impl RedisStore {
             return self.call(cmd.query_async(&mut conn)).await;
         }
         self.check_quarantine()?;
+        // The marker is set if absent (this store's candidate; the first writer wins),
+        // then read: a read is empty only if Redis lost it in between.
         let mut pipe = redis::pipe();
+        // A marker never set before: a store that set one must not mistake its own new
+        // one for the one it saw.
+        let n = self.shared.calls.fetch_add(1, Ordering::Relaxed);
+        pipe.cmd("SET")
+            .arg(&self.shared.epoch_key)
+            .arg(format!("{}-{n}", self.shared.candidate))
+            .arg("NX")
+            .ignore();
         pipe.cmd("GET").arg(&self.shared.epoch_key);
         pipe.add_command(cmd);
         let (marker, value): (Option<String>, T) = self.call(pipe.query_async(&mut conn)).await?;
-        self.check_marker(marker).await?;
+        self.check_marker(marker)?;
         Ok(value)
     }
 
@@ -219,53 +241,42 @@ impl RedisStore {
         }
     }
 
-    /// Compares the marker read with the one seen before; sets one on a fresh Redis.
-    async fn check_marker(&self, marker: Option<String>) -> Result<(), StoreError> {
+    /// Compares the marker read with the one seen before (adopting the first). A call
+    /// that reads during a quarantine is refused too: it ran against the emptied Redis.
+    fn check_marker(&self, marker: Option<String>) -> Result<(), StoreError> {
+        let mut epoch = self.lock_epoch();
+        if epoch
+            .quarantined_until
+            .is_some_and(|until| Instant::now() < until)
         {
-            let mut epoch = self.lock_epoch();
-            match (&epoch.seen, &marker) {
-                (Some(seen), Some(m)) if seen == m => return Ok(()),
-                (None, Some(m)) => {
-                    epoch.seen = Some(m.clone());
-                    return Ok(());
-                }
-                (None, None) => {}
-                (Some(_), _) => {
-                    epoch.seen = None;
-                    epoch.quarantined_until = Some(Instant::now() + self.shared.quarantine);
-                    tracing::error!(
-                        prefix = %self.shared.prefix,
-                        quarantine_secs = self.shared.quarantine.as_secs(),
-                        "grpc-auth: redis lost its data (restarted empty, flushed or failed \
-                         over); replay and revocation checks refused for the quarantine; \
-                         revocations must be made again"
-                    );
-                    return Err(StoreError::unavailable(
-                        NAME,
-                        "redis lost its data; replay and revocation checks refused for now",
-                    ));
-                }
+            return Err(StoreError::unavailable(
+                NAME,
+                "redis lost its data; replay and revocation checks refused for now",
+            ));
+        }
+        match (&epoch.seen, marker) {
+            (Some(seen), Some(m)) if *seen == m => Ok(()),
+            (None, Some(m)) => {
+                epoch.seen = Some(m);
+                Ok(())
+            }
+            (_, read) => {
+                // Gone (between our SET NX and GET) or replaced: Redis lost its data.
+                epoch.seen = read;
+                epoch.quarantined_until = Some(Instant::now() + self.shared.quarantine);
+                tracing::error!(
+                    prefix = %self.shared.prefix,
+                    quarantine_secs = self.shared.quarantine.as_secs(),
+                    "grpc-auth: redis lost its data (restarted empty, flushed or failed \
+                     over); replay and revocation checks refused for the quarantine; \
+                     revocations must be made again"
+                );
+                Err(StoreError::unavailable(
+                    NAME,
+                    "redis lost its data; replay and revocation checks refused for now",
+                ))
             }
         }
-        // A Redis no store has marked yet: mark it (the first writer wins), adopt it.
-        let mut fresh = [0u8; 16];
-        getrandom::fill(&mut fresh)
-            .map_err(|_| StoreError::unavailable(NAME, "no randomness for the marker"))?;
-        let fresh: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(&self.shared.epoch_key)
-            .arg(&fresh)
-            .arg("NX")
-            .ignore();
-        pipe.cmd("GET").arg(&self.shared.epoch_key);
-        let mut conn = self.shared.conn.clone();
-        let (marker,): (Option<String>,) = self.call(pipe.query_async(&mut conn)).await?;
-        let mut epoch = self.lock_epoch();
-        if epoch.seen.is_none() {
-            epoch.seen = marker;
-        }
-        Ok(())
     }
 }
 
@@ -349,6 +360,8 @@ impl RedisStoreBuilder {
                 count: Script::new(COUNT),
                 uncount: Script::new(UNCOUNT),
                 epoch_key: format!("{}epoch", self.prefix),
+                candidate: random_marker()?,
+                calls: AtomicU64::new(0),
                 quarantine: self.quarantine,
                 epoch: Mutex::new(Epoch::default()),
                 prefix: self.prefix,
