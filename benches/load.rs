@@ -2,11 +2,31 @@
 //! driven over loopback HTTP/2 by a tonic client (one `Channel`) with N concurrent calls
 //! for D seconds per case, all cases in one run, one after another: no auth (first and
 //! last, to show drift), API key, HS256 and RS256 JWTs (verified-token cache off, then
-//! on), and Basic with an argon2 hash (cached).
+//! on), cached HS256 with revocation checks, Basic with an argon2 hash (cached), and HMAC
+//! signatures with replay protection.
+//!
+//! What the stateful protections cost (issue 11), from one run:
+//! - `jwt_hs256_cache_on` (no revocation) against `hs256_cached_revocation_memory` (a
+//!   `Revocations` on a `MemoryStore`: what a local mirror of the revocation list would
+//!   cost per call) and `hs256_cached_revocation_redis` (a `RedisStore`: one `MGET` of
+//!   the token's `jti` and `sub` keys per call). Every JWT case sends the same tokens,
+//!   which carry a `jti`.
+//! - `hmac_memory` (the verifier's own in-memory replay store, sized for the run) against
+//!   `hmac_redis` (replay check on a `RedisStore`: one `SET NX PX` per call). Every HMAC
+//!   call is signed afresh on the client (date and nonce, `HmacSigner`), the same work
+//!   in both cases, so their ratio isolates the store.
+//!
+//! The Redis cases need the crate feature `redis` and a `redis-server` (on `PATH` or at
+//! `/usr/bin/redis-server`): the bench starts its own on a free 127.0.0.1 port (no
+//! persistence) when a selected case needs it, and kills it at the end. Without either,
+//! those cases are skipped with the reason printed, or, with
+//! `GRPC_AUTH_REQUIRE_INTEROP=1`, the run fails. Redis is another process: its CPU time
+//! is added to the CPU per call of every case while it runs (and shown on its own).
 //!
 //! ```text
 //! cargo bench --bench load                              # N=64, D=5 s, 1 s warm-up
 //! cargo bench --bench load -- --concurrency 16 --secs 2 rs256 basic
+//! cargo bench --features redis --bench load -- hmac hs256_cache_on revocation
 //! LOAD_SECS=0.2 cargo bench --bench load                # smoke run: a few seconds
 //! ```
 //!
@@ -29,15 +49,18 @@
 //!   the token costs on the wire).
 //!
 //! Prints a Markdown table, one row per case: calls and errors, RPS, p50/p99 latency,
-//! RPS as a ratio to the first no-auth run, and the process's CPU time per call
-//! (server + client, from `/proc/self/stat`), its ratio to no-auth's (the RPS ratio a
-//! machine with the cores to itself would show) and the share of the cores the process
-//! got (below ~90%, other processes took CPU and RPS is noisy).
+//! RPS as a ratio to the first no-auth run, and the CPU time per call (this process,
+//! server + client, from `/proc/self/stat`, plus redis-server's when one runs), its
+//! ratio to no-auth's (the RPS ratio a machine with the cores to itself would show), the
+//! share of it that was redis-server's, and the share of the cores used (below ~90%,
+//! other processes took CPU and RPS is noisy).
 //!
 //! Every call's credential is plain metadata cloned into the request (the same client
-//! cost for every scheme). The first reply of each case and of each caller task must
-//! name the expected principal. Any failed call or wrong reply is counted in the case's
-//! row and makes the process exit non-zero.
+//! cost for every scheme), except HMAC's, signed for each call. The first reply of each
+//! case and of each caller task must name the expected principal; before a revocation
+//! or HMAC case runs, its server must refuse a revoked token or a replayed signature
+//! (the protection is on). Any failed call or wrong reply is counted in the case's row
+//! and makes the process exit non-zero.
 
 #[path = "../examples/support/greeter.rs"]
 mod greeter;
@@ -47,13 +70,18 @@ mod tokens;
 use std::error::Error;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use base64::Engine as _;
 use greeter::MyGreeter;
+use grpc_auth::authn::hmac::{HmacAuthenticator, HmacVerifier, StaticHmacKeys};
 use grpc_auth::authn::jwt::{JwtAuthenticator, JwtKey, StaticKeys};
+use grpc_auth::authn::revocation::Revocations;
 use grpc_auth::authn::{ApiKeyAuthenticator, BasicAuthenticator};
+use grpc_auth::credentials::{CallContext, CallCredentials, HmacSigner};
+use grpc_auth::store::{MemoryStore, Store};
 use grpc_auth::{AuthLayer, Authenticator};
 use grpc_auth_protos::helloworld::HelloRequest;
 use grpc_auth_protos::helloworld::greeter_client::GreeterClient;
@@ -63,7 +91,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::oneshot;
-use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 
@@ -72,6 +100,19 @@ type BoxError = Box<dyn Error + Send + Sync>;
 const ISSUER: &str = "https://issuer.load";
 const AUDIENCE: &str = "greeter";
 const HS_SECRET: &str = "load-secret-0123456789abcdef0123456789";
+/// The `jti` of the tokens every JWT case sends (never revoked).
+const JTI: &str = "load-jti-0001";
+/// The `jti` of a token the revocation cases revoke before they run.
+const REVOKED_JTI: &str = "load-jti-revoked";
+const HMAC_KEY_ID: &str = "load-hmac";
+const HMAC_SECRET: &str = "load-hmac-secret-0123456789abcdef";
+/// What HMAC signs as the request target (the context's service URL and method).
+const SERVICE_URL: &str = "http://127.0.0.1/helloworld.Greeter";
+const METHOD: &str = "SayHello";
+/// The cases that need Redis (the crate feature `redis` and a `redis-server`).
+const REDIS_CASES: &[&str] = &["hs256_cached_revocation_redis", "hmac_redis"];
+/// Set to 1, a case that cannot run (no Redis) fails the run instead of being skipped.
+const REQUIRE_ENV: &str = "GRPC_AUTH_REQUIRE_INTEROP";
 
 /// The run's settings.
 #[derive(Debug, Clone)]
@@ -184,6 +225,7 @@ enum Auth {
     ApiKey(ApiKeyAuthenticator),
     Jwt(JwtAuthenticator),
     Basic(BasicAuthenticator),
+    Hmac(HmacAuthenticator),
 }
 
 /// One row of the table: the server's authenticator and what the client sends.
@@ -199,23 +241,89 @@ struct Case {
 struct Calls {
     /// The metadata entry every call carries.
     credential: Option<(AsciiMetadataKey, AsciiMetadataValue)>,
+    /// Signs each call afresh (date, nonce, `authorization`) instead.
+    signer: Option<HmacSigner>,
     /// What the reply must contain: the principal's subject and scheme, or
     /// "unauthenticated".
     expect: Vec<&'static str>,
+    /// A call the server must refuse before the case runs: the protection is on.
+    refused: Option<Refused>,
 }
 
-fn cases() -> Result<Vec<Case>, BoxError> {
-    let claims = tokens::claims(
-        "load-ada",
-        ISSUER,
-        AUDIENCE,
-        json!({"scope": "greeter.read"}),
-    );
-    let hs_token = tokens::hs256(HS_SECRET, &claims);
+/// A call the case's server must refuse (`UNAUTHENTICATED`, the message naming why).
+enum Refused {
+    /// This credential (a revoked token); the message must contain "revoked".
+    Credential((AsciiMetadataKey, AsciiMetadataValue)),
+    /// A signed call sent a second time; the message must contain "replay".
+    Replay,
+}
+
+/// Where the Redis cases' store is: the server's URL, or why those cases cannot run.
+type RedisUrl<'a> = Result<&'a str, &'a str>;
+
+/// Runs `f` on the server's runtime: a store's first use there puts its connection
+/// (socket and driver task) on the server's runtime, as in a real server.
+async fn on_server<T: Send + 'static>(
+    rt: &Handle,
+    f: impl Future<Output = T> + Send + 'static,
+) -> Result<T, BoxError> {
+    Ok(rt.spawn(f).await?)
+}
+
+/// Revocations on `store`, with the token `REVOKED_JTI` revoked.
+async fn revocations(rt: &Handle, store: impl Store) -> Result<Revocations, BoxError> {
+    let revocations = Revocations::new(store);
+    let r = revocations.clone();
+    let exp = SystemTime::now() + Duration::from_secs(3600);
+    on_server(rt, async move { r.revoke_jti(REVOKED_JTI, exp).await }).await??;
+    Ok(revocations)
+}
+
+/// A Redis store for a case, already connected (from the server's runtime).
+#[cfg(feature = "redis")]
+async fn redis_store(rt: &Handle, url: &str) -> Result<grpc_auth::store::RedisStore, BoxError> {
+    use grpc_auth::store::{Key, Kind, RedisStore};
+    let store = {
+        let _guard = rt.enter();
+        RedisStore::builder(url).prefix("bench:").build()?
+    };
+    let s = store.clone();
+    on_server(rt, async move {
+        s.get(&[Key::digest(Kind::Replay, &[b"load-bench-ping"])])
+            .await
+    })
+    .await??;
+    Ok(store)
+}
+
+/// The size of `hmac_memory`'s replay store: room for every call of the run at up to
+/// 100,000 calls a second. An accepted signature is remembered for the skew window
+/// (300 s), and a store full of live ones refuses new signatures; the default size
+/// (65,536) would refuse calls after a few seconds at full load.
+fn hmac_replay_capacity(s: &Settings) -> usize {
+    let busy = (s.secs + s.warmup * s.rounds as f64 + 10.0).min(320.0);
+    ((100_000.0 * busy) as usize).max(65_536)
+}
+
+async fn cases(
+    server_rt: &Handle,
+    s: &Settings,
+    redis: RedisUrl<'_>,
+) -> Result<Vec<Case>, BoxError> {
+    let claims = |jti: &str| {
+        tokens::claims(
+            "load-ada",
+            ISSUER,
+            AUDIENCE,
+            json!({"scope": "greeter.read", "jti": jti}),
+        )
+    };
+    let hs_token = tokens::hs256(HS_SECRET, &claims(JTI));
+    let hs_revoked = tokens::hs256(HS_SECRET, &claims(REVOKED_JTI));
     let rs_token = tokens::sign_pem(
         Algorithm::RS256,
         include_bytes!("../tests/keys/rsa_private.pem"),
-        &claims,
+        &claims(JTI),
     );
     let hs_key = || JwtKey::secret(Algorithm::HS256, HS_SECRET.as_bytes());
     let rs_key = || {
@@ -230,10 +338,10 @@ fn cases() -> Result<Vec<Case>, BoxError> {
             .audience(AUDIENCE)
     };
     let bearer = |t: &str| -> Result<_, BoxError> {
-        Ok(Some((
+        Ok((
             AsciiMetadataKey::from_static("authorization"),
             format!("Bearer {t}").parse()?,
-        )))
+        ))
     };
     let salt = SaltString::encode_b64(b"load-salt-16byte").map_err(|e| e.to_string())?;
     let phc = argon2::Argon2::default()
@@ -249,7 +357,9 @@ fn cases() -> Result<Vec<Case>, BoxError> {
         auth,
         client: Calls {
             credential,
+            signer: None,
             expect: expect.to_vec(),
+            refused: None,
         },
         extra: false,
     };
@@ -266,7 +376,42 @@ fn cases() -> Result<Vec<Case>, BoxError> {
     ));
     let basic_value = format!("Basic {basic_creds}").parse()?;
     let jwt_expect = ["load-ada", "jwt"];
-    Ok(vec![
+    // Cached HS256 whose every call is also looked up in `revocations`.
+    let revocation = |name, revocations: Revocations| -> Result<Case, BoxError> {
+        let mut c = case(
+            name,
+            Auth::Jwt(jwt(hs_key()?).revocations(revocations)),
+            Some(bearer(&hs_token)?),
+            &jwt_expect,
+        );
+        c.client.refused = Some(Refused::Credential(bearer(&hs_revoked)?));
+        Ok(c)
+    };
+    // HMAC, every call signed afresh; the verifier's replay check on `verifier`'s store.
+    let hmac = |name, verifier: HmacVerifier| {
+        let auth = Auth::Hmac(HmacAuthenticator::new(verifier));
+        let mut c = case(name, auth, None, &[HMAC_KEY_ID, "hmac"]);
+        c.client.signer = Some(HmacSigner::new(HMAC_KEY_ID, HMAC_SECRET));
+        c.client.refused = Some(Refused::Replay);
+        c
+    };
+    let hmac_verifier = || HmacVerifier::new(StaticHmacKeys::new().key(HMAC_KEY_ID, HMAC_SECRET));
+    let memory_revocations = revocations(server_rt, MemoryStore::new(1024)).await?;
+    // Both on one Redis store (one connection), as one server would have them.
+    let (revocation_redis, hmac_redis) = match redis {
+        #[cfg(feature = "redis")]
+        Ok(url) => {
+            let store = redis_store(server_rt, url).await?;
+            let r = revocations(server_rt, store.clone()).await?;
+            (
+                Some(revocation("hs256_cached_revocation_redis", r)?),
+                Some(hmac("hmac_redis", hmac_verifier().replay_store(store))),
+            )
+        }
+        _ => (None, None),
+    };
+
+    let mut cases = vec![
         case("no_auth", Auth::None, None, &["unauthenticated"]),
         case(
             "api_key",
@@ -277,25 +422,29 @@ fn cases() -> Result<Vec<Case>, BoxError> {
         case(
             "jwt_hs256_cache_off",
             Auth::Jwt(jwt(hs_key()?).no_cache()),
-            bearer(&hs_token)?,
+            Some(bearer(&hs_token)?),
             &jwt_expect,
         ),
         case(
             "jwt_hs256_cache_on",
             Auth::Jwt(jwt(hs_key()?)),
-            bearer(&hs_token)?,
+            Some(bearer(&hs_token)?),
             &jwt_expect,
         ),
+        revocation("hs256_cached_revocation_memory", memory_revocations)?,
+    ];
+    cases.extend(revocation_redis);
+    cases.extend([
         case(
             "jwt_rs256_cache_off",
             Auth::Jwt(jwt(rs_key()?).no_cache()),
-            bearer(&rs_token)?,
+            Some(bearer(&rs_token)?),
             &jwt_expect,
         ),
         case(
             "jwt_rs256_cache_on",
             Auth::Jwt(jwt(rs_key()?)),
-            bearer(&rs_token)?,
+            Some(bearer(&rs_token)?),
             &jwt_expect,
         ),
         case(
@@ -304,10 +453,18 @@ fn cases() -> Result<Vec<Case>, BoxError> {
             Some((authorization, basic_value)),
             &["load-bob", "basic"],
         ),
-        carrying("no_auth_carrying_hs256", bearer(&hs_token)?),
-        carrying("no_auth_carrying_rs256", bearer(&rs_token)?),
+        hmac(
+            "hmac_memory",
+            hmac_verifier().replay_cache_size(hmac_replay_capacity(s)),
+        ),
+    ]);
+    cases.extend(hmac_redis);
+    cases.extend([
+        carrying("no_auth_carrying_hs256", Some(bearer(&hs_token)?)),
+        carrying("no_auth_carrying_rs256", Some(bearer(&rs_token)?)),
         case("no_auth_again", Auth::None, None, &["unauthenticated"]),
-    ])
+    ]);
+    Ok(cases)
 }
 
 /// A running server: stop it with `shutdown`.
@@ -360,6 +517,7 @@ async fn spawn_server(rt: &Handle, auth: Auth) -> Result<Running, BoxError> {
         Auth::ApiKey(a) => layered(rt, a, incoming, stop),
         Auth::Jwt(a) => layered(rt, a, incoming, stop),
         Auth::Basic(a) => layered(rt, a, incoming, stop),
+        Auth::Hmac(a) => layered(rt, a, incoming, stop),
     };
     Ok(Running {
         addr,
@@ -392,18 +550,73 @@ impl Outcome {
     }
 }
 
-/// One call with the case's credential; the reply's message.
-async fn call(
+/// The metadata of one call: the case's credential, or a fresh signature.
+async fn metadata(calls: &Calls) -> Result<MetadataMap, tonic::Status> {
+    if let Some(signer) = &calls.signer {
+        let mut headers = http::HeaderMap::new();
+        signer
+            .apply(&CallContext::new(SERVICE_URL, METHOD, false), &mut headers)
+            .await?;
+        return Ok(MetadataMap::from_headers(headers));
+    }
+    let mut metadata = MetadataMap::new();
+    if let Some((k, v)) = &calls.credential {
+        metadata.insert(k.clone(), v.clone());
+    }
+    Ok(metadata)
+}
+
+/// One call carrying `metadata`; the reply's message.
+async fn send(
     client: &mut GreeterClient<Channel>,
-    credential: &Option<(AsciiMetadataKey, AsciiMetadataValue)>,
+    metadata: MetadataMap,
 ) -> Result<String, tonic::Status> {
     let mut req = tonic::Request::new(HelloRequest {
         name: "load".into(),
     });
-    if let Some((k, v)) = credential {
-        req.metadata_mut().insert(k.clone(), v.clone());
-    }
+    *req.metadata_mut() = metadata;
     Ok(client.say_hello(req).await?.into_inner().message)
+}
+
+/// One call of the case; the reply's message.
+async fn call(client: &mut GreeterClient<Channel>, calls: &Calls) -> Result<String, tonic::Status> {
+    let metadata = metadata(calls).await?;
+    send(client, metadata).await
+}
+
+/// Makes the call the case's server must refuse; `Err` when it is not refused as expected.
+async fn check_refused(
+    client: &mut GreeterClient<Channel>,
+    calls: &Calls,
+    refused: &Refused,
+) -> Result<(), String> {
+    let (result, why) = match refused {
+        Refused::Credential((k, v)) => {
+            let mut metadata = MetadataMap::new();
+            metadata.insert(k.clone(), v.clone());
+            (send(client, metadata).await, "revoked")
+        }
+        Refused::Replay => {
+            let metadata = metadata(calls)
+                .await
+                .map_err(|s| format!("signing: {s:?}"))?;
+            let first = send(client, metadata.clone()).await;
+            let first = first.map_err(|s| format!("a signed call was refused: {s:?}"))?;
+            check_reply(calls, &first)?;
+            (send(client, metadata).await, "replay")
+        }
+    };
+    match result {
+        Err(s) if s.code() == tonic::Code::Unauthenticated && s.message().contains(why) => Ok(()),
+        Err(s) => Err(format!(
+            "expected UNAUTHENTICATED naming {why:?}, got {:?}: {}",
+            s.code(),
+            s.message()
+        )),
+        Ok(message) => Err(format!(
+            "expected a refusal ({why}), got the reply {message:?}"
+        )),
+    }
 }
 
 fn check_reply(case: &Calls, message: &str) -> Result<(), String> {
@@ -420,7 +633,7 @@ fn check_reply(case: &Calls, message: &str) -> Result<(), String> {
 /// `measure_from`; checks its first reply.
 async fn caller(
     mut client: GreeterClient<Channel>,
-    case: std::sync::Arc<Calls>,
+    case: Arc<Calls>,
     measure_from: Instant,
     end: Instant,
     capacity: usize,
@@ -435,7 +648,7 @@ async fn caller(
         if start >= end {
             break;
         }
-        let result = call(&mut client, &case.credential).await;
+        let result = call(&mut client, &case).await;
         let elapsed = start.elapsed();
         match result {
             Ok(message) => {
@@ -465,9 +678,12 @@ struct Row {
     rps: f64,
     p50_us: f64,
     p99_us: f64,
-    /// Process CPU time (server + client) per call in the measured window.
+    /// CPU time per call in the measured window: the process's (server + client) and
+    /// redis-server's when one runs.
     cpu_us_per_call: Option<f64>,
-    /// Share of the machine's cores the process used in the measured window.
+    /// redis-server's part of it (`None`: no redis-server runs).
+    redis_us_per_call: Option<f64>,
+    /// Share of the machine's cores used (process and redis-server) in the window.
     cpu_share: Option<f64>,
 }
 
@@ -475,10 +691,59 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// This process's user + system CPU time, from `/proc/self/stat` (Linux; in clock
-/// ticks, which are 1/100 s on Linux's x86 and arm ABIs). `None` elsewhere.
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// CPU time used so far by this process and by redis-server (when one runs).
+#[derive(Debug, Clone, Copy)]
+struct CpuTime {
+    process: Duration,
+    redis: Option<Duration>,
+}
+
+impl CpuTime {
+    const ZERO: Self = Self {
+        process: Duration::ZERO,
+        redis: None,
+    };
+
+    /// Now, for this process and the redis-server `redis_pid`.
+    fn now(redis_pid: Option<u32>) -> Option<Self> {
+        let process = proc_cpu("self")?;
+        let redis = match redis_pid {
+            Some(pid) => Some(proc_cpu(&pid.to_string())?),
+            None => None,
+        };
+        Some(Self { process, redis })
+    }
+
+    fn since(self, earlier: Self) -> Self {
+        Self {
+            process: self.process.saturating_sub(earlier.process),
+            redis: self
+                .redis
+                .zip(earlier.redis)
+                .map(|(a, b)| a.saturating_sub(b)),
+        }
+    }
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            process: self.process + other.process,
+            redis: match (self.redis, other.redis) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+
+    fn total(self) -> Duration {
+        self.process + self.redis.unwrap_or_default()
+    }
+}
+
+/// A process's user + system CPU time (all its threads), from `/proc/{pid}/stat`
+/// (Linux; in clock ticks, which are 1/100 s on Linux's x86 and arm ABIs). `None`
+/// elsewhere.
+fn proc_cpu(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
     let rest = stat.get(stat.rfind(')')? + 1..)?;
     let mut fields = rest.split_whitespace().skip(11);
@@ -490,19 +755,25 @@ fn process_cpu() -> Option<Duration> {
 /// A case with its server up and its channel connected.
 struct Prepared {
     name: &'static str,
-    calls: std::sync::Arc<Calls>,
+    calls: Arc<Calls>,
     server: Running,
     channel: Channel,
     /// The first call succeeded and named the expected principal.
     ready: bool,
     outcome: Outcome,
     /// CPU time over the measured windows so far (`None` once unknown).
-    cpu: Option<Duration>,
+    cpu: Option<CpuTime>,
+    /// The redis-server whose CPU time counts too.
+    redis_pid: Option<u32>,
 }
 
 /// Starts the case's server, connects, and makes the case's first call, which must
-/// succeed and name the expected principal.
-async fn prepare(server_rt: &Handle, case: Case) -> Result<Prepared, BoxError> {
+/// succeed and name the expected principal; then the call it must refuse, if any.
+async fn prepare(
+    server_rt: &Handle,
+    case: Case,
+    redis_pid: Option<u32>,
+) -> Result<Prepared, BoxError> {
     let Case {
         name, auth, client, ..
     } = case;
@@ -512,7 +783,8 @@ async fn prepare(server_rt: &Handle, case: Case) -> Result<Prepared, BoxError> {
         .connect()
         .await?;
     let mut outcome = Outcome::default();
-    match call(&mut GreeterClient::new(channel.clone()), &client.credential).await {
+    let mut probe = GreeterClient::new(channel.clone());
+    match call(&mut probe, &client).await {
         Ok(message) => {
             if let Err(e) = check_reply(&client, &message) {
                 outcome.error(e);
@@ -520,14 +792,20 @@ async fn prepare(server_rt: &Handle, case: Case) -> Result<Prepared, BoxError> {
         }
         Err(status) => outcome.error(format!("{:?}: {}", status.code(), status.message())),
     }
+    if let Some(refused) = &client.refused
+        && let Err(e) = check_refused(&mut probe, &client, refused).await
+    {
+        outcome.error(e);
+    }
     Ok(Prepared {
         name,
-        calls: std::sync::Arc::new(client),
+        calls: Arc::new(client),
         server,
         channel,
         ready: outcome.errors == 0,
         outcome,
-        cpu: Some(Duration::ZERO),
+        cpu: Some(CpuTime::ZERO),
+        redis_pid,
     })
 }
 
@@ -552,12 +830,13 @@ impl Prepared {
                 ))
             })
             .collect();
-        // The process's CPU time over the measured window (server and client both).
+        // The CPU time over the measured window (server and client both, and Redis).
+        let redis_pid = self.redis_pid;
         let cpu_window = tokio::spawn(async move {
             tokio::time::sleep_until(measure_from.into()).await;
-            let from = process_cpu();
+            let from = CpuTime::now(redis_pid);
             tokio::time::sleep_until(end.into()).await;
-            Some(process_cpu()?.saturating_sub(from?))
+            Some(CpuTime::now(redis_pid)?.since(from?))
         });
         for t in tasks {
             match t.await {
@@ -566,7 +845,7 @@ impl Prepared {
             }
         }
         let cpu = cpu_window.await.ok().flatten();
-        self.cpu = self.cpu.zip(cpu).map(|(a, b)| a + b);
+        self.cpu = self.cpu.zip(cpu).map(|(a, b)| a.add(b));
     }
 
     /// Stops the server; the case's row over `secs` measured seconds.
@@ -590,25 +869,32 @@ impl Prepared {
             first_error = Some("no call completed in the measured window".into());
         }
         let cpu = self.cpu.filter(|_| self.ready);
+        let per_call =
+            |c: Duration| (!lat.is_empty()).then(|| c.as_secs_f64() * 1e6 / lat.len() as f64);
         Row {
             name: self.name,
             calls: lat.len(),
             errors,
             first_error,
             rps: lat.len() as f64 / secs,
-            cpu_us_per_call: cpu
-                .filter(|_| !lat.is_empty())
-                .map(|c| c.as_secs_f64() * 1e6 / lat.len() as f64),
-            cpu_share: cpu.map(|c| c.as_secs_f64() / (secs * cores() as f64)),
+            cpu_us_per_call: cpu.and_then(|c| per_call(c.total())),
+            redis_us_per_call: cpu.and_then(|c| c.redis).and_then(per_call),
+            cpu_share: cpu.map(|c| c.total().as_secs_f64() / (secs * cores() as f64)),
             p50_us,
             p99_us,
         }
     }
 }
 
-async fn run_all(server_rt: Handle, s: Settings) -> Result<Vec<Row>, BoxError> {
+async fn run_all(
+    server_rt: Handle,
+    s: Settings,
+    redis_url: Result<String, String>,
+    redis_pid: Option<u32>,
+) -> Result<Vec<Row>, BoxError> {
     let mut selected = Vec::new();
-    for case in cases()? {
+    let redis_url = redis_url.as_deref().map_err(String::as_str);
+    for case in cases(&server_rt, &s, redis_url).await? {
         let wanted = if case.extra {
             s.names(case.name)
         } else {
@@ -620,6 +906,9 @@ async fn run_all(server_rt: Handle, s: Settings) -> Result<Vec<Row>, BoxError> {
     }
     let announce = |case: &Case| match &case.client.credential {
         Some((k, v)) => eprintln!("running {} ({k}: {} bytes) ...", case.name, v.len()),
+        None if case.client.signer.is_some() => {
+            eprintln!("running {} (signed per call) ...", case.name)
+        }
         None => eprintln!("running {} ...", case.name),
     };
     let mut rows = Vec::new();
@@ -627,7 +916,7 @@ async fn run_all(server_rt: Handle, s: Settings) -> Result<Vec<Row>, BoxError> {
         // One case after another, each with its own server.
         for case in selected {
             announce(&case);
-            let mut p = prepare(&server_rt, case).await?;
+            let mut p = prepare(&server_rt, case, redis_pid).await?;
             p.run(s.warmup, s.secs, s.concurrency).await;
             rows.push(p.finish(s.secs).await);
         }
@@ -635,7 +924,7 @@ async fn run_all(server_rt: Handle, s: Settings) -> Result<Vec<Row>, BoxError> {
         // Every server up; the cases take turns, D / rounds each per round.
         let mut prepared = Vec::new();
         for case in selected {
-            prepared.push(prepare(&server_rt, case).await?);
+            prepared.push(prepare(&server_rt, case, redis_pid).await?);
         }
         let slice = s.secs / s.rounds as f64;
         for round in 1..=s.rounds {
@@ -650,6 +939,18 @@ async fn run_all(server_rt: Handle, s: Settings) -> Result<Vec<Row>, BoxError> {
     }
     Ok(rows)
 }
+
+/// The pairs of cases whose ratio the table is followed by: a stateful protection's
+/// cost, (case, baseline).
+const COMPARED: &[(&str, &str)] = &[
+    ("hs256_cached_revocation_memory", "jwt_hs256_cache_on"),
+    ("hs256_cached_revocation_redis", "jwt_hs256_cache_on"),
+    (
+        "hs256_cached_revocation_redis",
+        "hs256_cached_revocation_memory",
+    ),
+    ("hmac_redis", "hmac_memory"),
+];
 
 fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool {
     let rounds = if s.rounds > 1 {
@@ -667,9 +968,9 @@ fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool 
     println!();
     println!(
         "| case | calls | errors | RPS | p50 us | p99 us | ratio to no_auth \
-         | CPU us/call | ratio by CPU | cores busy |"
+         | CPU us/call | ratio by CPU | redis us/call | cores busy |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let first_no_auth = rows.iter().find(|r| r.name == "no_auth" && r.errors == 0);
     let baseline = first_no_auth.map(|r| r.rps).filter(|r| *r > 0.0);
     let cpu_baseline = first_no_auth.and_then(|r| r.cpu_us_per_call);
@@ -692,15 +993,40 @@ fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool 
             (Some(b), Some(c)) if c > 0.0 => format!("{:.2}x", b / c),
             _ => "-".into(),
         };
+        let redis = r
+            .redis_us_per_call
+            .map_or_else(|| "-".into(), |c| format!("{c:.1}"));
         let busy = r
             .cpu_share
             .map_or_else(|| "-".into(), |c| format!("{:.0}%", c * 100.0));
         println!(
-            "| {name} | {} | {} | {:.0} | {:.0} | {:.0} | {ratio} | {cpu} | {cpu_ratio} | {busy} |",
+            "| {name} | {} | {} | {:.0} | {:.0} | {:.0} | {ratio} | {cpu} | {cpu_ratio} \
+             | {redis} | {busy} |",
             r.calls, r.errors, r.rps, r.p50_us, r.p99_us
         );
     }
     println!();
+    // What a store costs: each case against the same scheme without it (or with the
+    // in-memory store), when both ran without errors.
+    let row = |name: &str| rows.iter().find(|r| r.name == name && r.errors == 0);
+    let mut compared = false;
+    for (case, base) in COMPARED {
+        let (Some(c), Some(b)) = (row(case), row(base)) else {
+            continue;
+        };
+        let cpu = match (c.cpu_us_per_call, b.cpu_us_per_call) {
+            (Some(c), Some(b)) if b > 0.0 => format!("{:.2}x ({:+.1} us)", c / b, c - b),
+            _ => "-".into(),
+        };
+        println!(
+            "{case} / {base}: RPS {:.2}x, CPU per call {cpu}",
+            c.rps / b.rps.max(f64::MIN_POSITIVE)
+        );
+        compared = true;
+    }
+    if compared {
+        println!();
+    }
     if let (Some(b), Some(last)) = (baseline, rows.iter().find(|r| r.name == "no_auth_again")) {
         println!(
             "drift check: last no_auth / first no_auth = {:.2}x",
@@ -716,6 +1042,215 @@ fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool 
         );
     }
     ok
+}
+
+/// The Redis the Redis cases use: a `redis-server` this run started, or why there is none.
+struct RedisFor {
+    /// Killed on drop.
+    #[cfg(feature = "redis")]
+    server: Option<redis_server::RedisServer>,
+    /// The server's URL, or why the Redis cases cannot run.
+    url: Result<String, String>,
+}
+
+impl RedisFor {
+    /// Starts a `redis-server` when `needed`; `Err` when one is needed and required
+    /// (`GRPC_AUTH_REQUIRE_INTEROP=1`) but cannot be had, or when one fails to start.
+    fn start(needed: bool) -> Result<Self, String> {
+        let required = std::env::var(REQUIRE_ENV).as_deref() == Ok("1");
+        let none = |why: String| -> Result<Self, String> {
+            if needed && required {
+                return Err(format!(
+                    "{REQUIRE_ENV}=1 but the Redis cases cannot run: {why}"
+                ));
+            }
+            Ok(Self {
+                #[cfg(feature = "redis")]
+                server: None,
+                url: Err(why),
+            })
+        };
+        if !needed {
+            return none("no Redis case selected".into());
+        }
+        #[cfg(not(feature = "redis"))]
+        return none(
+            "built without the crate feature `redis` (cargo bench --features redis)".into(),
+        );
+        #[cfg(feature = "redis")]
+        match redis_server::find() {
+            None => none(format!(
+                "redis-server is missing (not on PATH nor at {})",
+                redis_server::FALLBACK
+            )),
+            Some(bin) => {
+                let server = redis_server::RedisServer::start(&bin)?;
+                eprintln!(
+                    "redis-server {} on 127.0.0.1:{} (pid {})",
+                    bin.display(),
+                    server.port(),
+                    server.pid()
+                );
+                Ok(Self {
+                    url: Ok(server.url()),
+                    server: Some(server),
+                })
+            }
+        }
+    }
+
+    /// The pid of the server, when one runs.
+    fn pid(&self) -> Option<u32> {
+        #[cfg(feature = "redis")]
+        if let Some(server) = &self.server {
+            return Some(server.pid());
+        }
+        None
+    }
+}
+
+/// A throwaway `redis-server` for the Redis cases: a free port on 127.0.0.1, no
+/// persistence, a temporary working directory; killed (by pid) on drop.
+#[cfg(feature = "redis")]
+mod redis_server {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    /// Where `redis-server` is looked for when it is not on `PATH`.
+    pub(crate) const FALLBACK: &str = "/usr/bin/redis-server";
+    /// How long a started server has to answer `PING`.
+    const READY_WITHIN: Duration = Duration::from_secs(5);
+
+    pub(crate) struct RedisServer {
+        child: Child,
+        port: u16,
+        dir: PathBuf,
+    }
+
+    /// `redis-server` on `PATH`, else [`FALLBACK`] when it is there.
+    pub(crate) fn find() -> Option<PathBuf> {
+        let on_path = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("redis-server"))
+                .find(|p| p.is_file())
+        });
+        on_path.or_else(|| Some(PathBuf::from(FALLBACK)).filter(|p| p.is_file()))
+    }
+
+    impl RedisServer {
+        /// A server on a free port, answering `PING` (a few tries: a port may be taken
+        /// between choosing it and redis binding it).
+        pub(crate) fn start(bin: &Path) -> Result<Self, String> {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let dir = std::env::temp_dir().join(format!(
+                "grpc-auth-load-redis-{}-{nanos}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+            let mut last = String::new();
+            for _ in 0..5 {
+                match spawn(bin, &dir) {
+                    Ok((child, port)) => return Ok(Self { child, port, dir }),
+                    Err(e) => last = e,
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(format!("redis-server did not start: {last}"))
+        }
+
+        pub(crate) fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+
+        pub(crate) fn port(&self) -> u16 {
+            self.port
+        }
+
+        pub(crate) fn pid(&self) -> u32 {
+            self.child.id()
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            // `Child::kill` signals this child's pid (SIGKILL); then reap it.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// Starts redis-server on a free port and waits for `PING`; on failure the child is
+    /// killed and the log's tail returned.
+    fn spawn(bin: &Path, dir: &Path) -> Result<(Child, u16), String> {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let log_path = dir.join("redis.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("create log: {e}"))?;
+        let log2 = log.try_clone().map_err(|e| format!("clone log: {e}"))?;
+        let mut child = Command::new(bin)
+            .arg("--port")
+            .arg(port.to_string())
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+        let deadline = Instant::now() + READY_WITHIN;
+        let failed = |child: &mut Child, why: String| {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            Err(format!("{why}: {}", tail.join(" | ")))
+        };
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return failed(&mut child, format!("exited ({status})"));
+            }
+            // Answered by this child: had another process held the port, the child
+            // would have exited, seen above on the next round.
+            if ping(port).is_ok() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return failed(&mut child, format!("exited ({status})"));
+                }
+                return Ok((child, port));
+            }
+            if Instant::now() >= deadline {
+                return failed(&mut child, format!("no PONG within {READY_WITHIN:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `PING` on a new connection: `Ok` on `+PONG`.
+    fn ping(port: u16) -> std::io::Result<()> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let mut conn = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+        conn.set_read_timeout(Some(Duration::from_millis(200)))?;
+        conn.write_all(b"PING\r\n")?;
+        let mut line = String::new();
+        BufReader::new(conn).read_line(&mut line)?;
+        if line.trim_end() == "+PONG" {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("PING answered {line:?}")))
+        }
+    }
 }
 
 fn runtime(workers: usize, name: &str) -> std::io::Result<Runtime> {
@@ -735,6 +1270,29 @@ fn main() -> ExitCode {
         }
     };
     let cores = cores();
+    // The Redis cases this run would make, and a redis-server for them (killed when
+    // `redis` is dropped, at the end of main, on success or error).
+    let redis_cases: Vec<&str> = REDIS_CASES
+        .iter()
+        .copied()
+        .filter(|c| settings.selects(c))
+        .collect();
+    let redis = match RedisFor::start(!redis_cases.is_empty()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("load bench failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let skipped = match &redis.url {
+        Err(why) if !redis_cases.is_empty() => {
+            let note = format!("skipped {}: {why}", redis_cases.join(", "));
+            eprintln!("{note}");
+            Some(note)
+        }
+        _ => None,
+    };
+    let (redis_url, redis_pid) = (redis.url.clone(), redis.pid());
     let result = if settings.split {
         let half = (cores / 2).max(1);
         let runtimes =
@@ -744,7 +1302,8 @@ fn main() -> ExitCode {
             .map_err(BoxError::from)
             .and_then(|(server_rt, client_rt)| {
                 let handle = server_rt.handle().clone();
-                let rows = client_rt.block_on(run_all(handle, settings.clone()));
+                let rows =
+                    client_rt.block_on(run_all(handle, settings.clone(), redis_url, redis_pid));
                 rows.map(|r| (r, desc))
             })
     } else {
@@ -753,13 +1312,17 @@ fn main() -> ExitCode {
             .map_err(BoxError::from)
             .and_then(|rt| {
                 let handle = rt.handle().clone();
-                rt.block_on(run_all(handle, settings.clone()))
+                rt.block_on(run_all(handle, settings.clone(), redis_url, redis_pid))
                     .map(|r| (r, desc))
             })
     };
     match result {
         Ok((rows, desc)) => {
-            if print_table(&rows, &settings, cores, &desc) {
+            let ok = print_table(&rows, &settings, cores, &desc);
+            if let Some(note) = skipped {
+                println!("{note}");
+            }
+            if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
