@@ -211,9 +211,12 @@ fn jwt_exchange(
 ) -> TokenExchange<JwtAuthenticator, OpaqueTokens<StoreTokens>> {
     let jwt =
         JwtAuthenticator::new(StaticKeys::new().with(jwt_key())).revocations(revocations.clone());
+    // Fixed: opaque tokens check the revocations they are given
+    // (`OpaqueTokens::revocations`), as the JWT authenticator does.
     TokenExchange::new(
         jwt,
-        OpaqueTokens::new(StoreTokens::new(store.clone()), "greeter"),
+        OpaqueTokens::new(StoreTokens::new(store.clone()), "greeter")
+            .revocations(revocations.clone()),
     )
 }
 
@@ -444,44 +447,72 @@ mod redis {
     /// Finding (Medium): eviction is data loss the marker cannot see. With a memory cap
     /// and an evicting policy (`volatile-lru`, the default of managed Redis services such
     /// as ElastiCache), Redis drops keys with a TTL (replay marks, revoked jtis and
-    /// subjects) but never the TTL-less `{prefix}epoch` marker. Unauthenticated
-    /// password guessing writes a failure counter per made-up user name into the same
-    /// Redis, so a botnet can push the captured requests' replay marks out and replay
-    /// them; the store neither checks `maxmemory-policy` nor watches `evicted_keys`.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    /// subjects) to make room, and unauthenticated password guessing (a failure counter
+    /// per made-up user name) can make it need room: captured requests then replay.
+    /// Fixed: the store reads the policy and refuses replay and revocation checks while
+    /// Redis may evict (fail closed, even for a fail-open verifier).
+    #[tokio::test]
     async fn redis_eviction_does_not_let_captured_requests_replay() {
         let Some(server) =
             RedisServer::start_with(&["--maxmemory", "3mb", "--maxmemory-policy", "volatile-lru"])
         else {
             return;
         };
-        let shared = store(&server, "evict:");
+        let verifier = HmacVerifier::new(hmac_keys())
+            .replay_store(store(&server, "evict:"))
+            .replay_fails_open(true);
+        let refused = verifier
+            .verify("POST", METHOD, &signed())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "HMAC replay check unavailable: redis store unreliable: redis may evict keys \
+             (maxmemory-policy volatile-lru); set maxmemory-policy noeviction"
+        );
+        assert!(refused.is_unavailable());
+    }
+
+    /// Under `noeviction` (what the store requires of a Redis with a memory cap), a
+    /// guessing flood that fills Redis makes writes fail: signed calls are refused
+    /// (`UNAVAILABLE`), and no captured request replays.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_full_under_noeviction_refuses_instead_of_forgetting() {
+        let Some(server) =
+            RedisServer::start_with(&["--maxmemory", "3mb", "--maxmemory-policy", "noeviction"])
+        else {
+            return;
+        };
+        let shared = store(&server, "full:");
         let verifier = HmacVerifier::new(hmac_keys()).replay_store(shared.clone());
         let login = BasicAuthenticator::new()
             .user("ada", "lovelace")
             .failure_store(shared.clone());
         let requests = captured(&verifier, 50).await;
-
-        // The botnet: failed logins under made-up names until Redis has evicted plenty.
+        // The botnet: failed logins under made-up names until Redis refuses writes.
         let mut sent = 0usize;
-        while evicted_keys(&server) < 20_000 && sent < 400_000 {
+        let mut full = false;
+        while !full && sent < 400_000 {
             let mut calls = JoinSet::new();
             for i in sent..sent + 500 {
                 let login = login.clone();
                 calls.spawn(async move {
                     let h = basic(&format!("botnet-{i}"), "guess");
-                    let _ = login.authenticate(&AuthRequest::new(METHOD, &h)).await;
+                    login
+                        .authenticate(&AuthRequest::new(METHOD, &h))
+                        .await
+                        .err()
+                        .map(|e| e.code())
                 });
             }
-            while calls.join_next().await.is_some() {}
+            while let Some(code) = calls.join_next().await {
+                full |= code.expect("no panic") == Some(Code::Unavailable);
+            }
             sent += 500;
         }
-        eprintln!("{sent} guesses, {} keys evicted", evicted_keys(&server));
+        assert!(full, "{sent} guesses never filled Redis");
         let accepted = replay_at_once(&verifier, requests).await;
-        assert_eq!(
-            accepted, 0,
-            "captured requests must not replay after Redis evicted their replay marks"
-        );
+        assert_eq!(accepted, 0, "no captured request may replay");
     }
 
     /// Finding (Medium): a restart that loads an older RDB snapshot (Redis's default
@@ -546,18 +577,6 @@ mod redis {
             "after Redis lost what it held since its snapshot, the revoked JWT ({revoked_jwt:?}) \
              and the 5 captured requests must be refused"
         );
-    }
-
-    /// `evicted_keys` from `INFO stats`.
-    fn evicted_keys(server: &RedisServer) -> u64 {
-        let Reply::Bulk(Some(info)) = server.command(&[b"INFO", b"stats"]).expect("INFO") else {
-            panic!("INFO answered no bulk string");
-        };
-        String::from_utf8_lossy(&info)
-            .lines()
-            .find_map(|l| l.strip_prefix("evicted_keys:"))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("evicted_keys in INFO stats")
     }
 
     /// The Redis side of `hmac_replay_entries_expire_after_no_skew_check_then_max_skew`:

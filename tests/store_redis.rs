@@ -392,9 +392,9 @@ suite!(
 );
 
 /// The names of the keys `server` holds, but for a store's own marker key
-/// `{prefix}epoch` (random, no key material), should the store keep one.
+/// `{prefix}seq` (the data-loss counter, no key material), should the store keep one.
 fn data_keys(server: &RedisServer, prefix: &str) -> Vec<String> {
-    let marker = format!("{prefix}epoch");
+    let marker = format!("{prefix}seq");
     server.keys().into_iter().filter(|n| *n != marker).collect()
 }
 
@@ -698,12 +698,26 @@ async fn until_guarded_answers(store: &dyn Store, within: Duration) -> Duration 
     }
 }
 
-/// Asserts `r` is the data-loss refusal.
+/// Asserts `r` is the data-loss refusal (`Unreliable`: never failed open).
 #[track_caller]
 fn assert_data_loss<T: std::fmt::Debug>(r: &Result<T, StoreError>, secrets: &[&str]) {
-    assert_unavailable(r, secrets);
-    let Err(e) = r else { unreachable!() };
-    assert!(e.to_string().contains("lost its data"), "{e}");
+    let Err(e) = r else {
+        panic!("expected Unreliable, got {r:?}");
+    };
+    assert!(
+        matches!(e, StoreError::Unreliable { store: "redis", .. }),
+        "{e:?}"
+    );
+    assert!(!e.is_unreachable());
+    let shown = format!("{e} {e:?}");
+    assert!(
+        e.to_string()
+            .starts_with("redis store unreliable: redis lost data"),
+        "{shown}"
+    );
+    for secret in secrets {
+        assert!(!shown.contains(secret), "{secret:?} shown in {shown}");
+    }
 }
 
 /// Redis stopped mid-run: calls fail closed within the timeout. Restarted empty (no

@@ -201,7 +201,8 @@ impl ServerConfig {
             if let Some(store) = &store {
                 // Opaque tokens in the shared store: valid on every replica, revocable,
                 // and they outlive a restart.
-                let mut tokens = OpaqueTokens::new(StoreTokens::new(store.clone()), TOKEN_AUDIENCE);
+                let mut tokens = OpaqueTokens::new(StoreTokens::new(store.clone()), TOKEN_AUDIENCE)
+                    .revocations(Revocations::new(store.clone()));
                 if let Some(ttl) = self.token_ttl {
                     tokens = tokens.ttl(ttl);
                 }

@@ -8,7 +8,9 @@
 //! use std::time::{Duration, SystemTime};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // One store for the whole service (a RedisStore for several replicas).
+//! // One store for the service: a RedisStore shared by its replicas, or a MemoryStore
+//! // for one process (its capacity holds for each kind of entry, so failed-login
+//! // counters in the same store cannot crowd revocations out).
 //! let revocations = Revocations::new(MemoryStore::new(100_000));
 //! let key = JwtKey::secret(Algorithm::HS256, b"0123456789abcdef0123456789abcdef")?;
 //! let jwt = JwtAuthenticator::new(StaticKeys::new().with(key))
@@ -30,6 +32,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::authn::token_exchange::TokenDigest;
@@ -48,6 +51,9 @@ pub struct Revocations {
     store: SharedStore,
     subject_retention: Duration,
     clock: Arc<dyn Clock>,
+    /// The largest leeway (seconds) of the JWT authenticators checking these
+    /// revocations: a revoked `jti` is kept at least that long past its `exp`.
+    leeway: Arc<AtomicU64>,
 }
 
 impl Revocations {
@@ -58,7 +64,13 @@ impl Revocations {
             store: Arc::new(store),
             subject_retention: DEFAULT_SUBJECT_RETENTION,
             clock: clock::system(),
+            leeway: Arc::default(),
         }
+    }
+
+    /// A JWT authenticator with `leeway` checks these revocations.
+    pub(crate) fn register_leeway(&self, leeway: Duration) {
+        self.leeway.fetch_max(leeway.as_secs(), Ordering::SeqCst);
     }
 
     /// How long a [`revoke_subject`](Self::revoke_subject) is kept (default 24 hours):
@@ -80,10 +92,12 @@ impl Revocations {
         self.store.name()
     }
 
-    /// Revokes the JWT whose `jti` is `jti` until `exp` (its expiry, plus 5 minutes of
-    /// leeway); nothing is stored for a token already past that.
+    /// Revokes the JWT whose `jti` is `jti` until `exp` (its expiry) plus the largest
+    /// leeway of the JWT authenticators checking these revocations (at least 5
+    /// minutes); nothing is stored for a token already past that.
     pub async fn revoke_jti(&self, jti: &str, exp: SystemTime) -> Result<(), StoreError> {
-        let until = clock::add(exp, EXP_SLACK);
+        let leeway = Duration::from_secs(self.leeway.load(Ordering::SeqCst).saturating_add(1));
+        let until = clock::add(exp, EXP_SLACK.max(leeway));
         let Ok(ttl) = until.duration_since(self.clock.now()) else {
             return Ok(());
         };
@@ -128,8 +142,24 @@ impl Revocations {
             .await
     }
 
-    /// Refuses `principal` (a verified JWT's) when its `jti` or its subject is revoked.
+    /// Refuses `principal` (a verified JWT's) when its `jti` or its subject is revoked
+    /// (for the subject: issued, by its `iat`, at or before the revocation's instant).
     pub async fn check(&self, principal: &Principal) -> Result<(), AuthError> {
+        let iat = principal
+            .claims()
+            .get("iat")
+            .and_then(serde_json::Value::as_u64);
+        self.check_issued(principal, iat).await
+    }
+
+    /// [`check`](Self::check) for a token issued at `iat` (Unix seconds), whatever its
+    /// claims say: an opaque token carries its login credential's claims (a JWT's `jti`
+    /// is revoked with it) but was issued when it was made.
+    pub async fn check_issued(
+        &self,
+        principal: &Principal,
+        iat: Option<u64>,
+    ) -> Result<(), AuthError> {
         let claims = principal.claims();
         // RFC 7519 makes `jti` a string; a number is read as its decimal text, so that
         // `revoke_jti("42")` revokes it too.
@@ -151,6 +181,14 @@ impl Revocations {
             );
             AuthError::unavailable(format!("revocation check unavailable: {e}"))
         })?;
+        if values.len() != keys.len() {
+            return Err(AuthError::unavailable(format!(
+                "revocation check unavailable: {} store answered {} values for {} keys",
+                self.store.name(),
+                values.len(),
+                keys.len()
+            )));
+        }
         if values.get(1).is_some_and(Option::is_some) {
             return Err(revoked());
         }
@@ -158,7 +196,6 @@ impl Revocations {
             let before = std::str::from_utf8(before)
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok());
-            let iat = claims.get("iat").and_then(serde_json::Value::as_u64);
             match (before, iat) {
                 (Some(before), Some(iat)) if iat > before => {}
                 _ => return Err(revoked()),

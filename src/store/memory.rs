@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Counted, Key, Store, StoreError, StoreFuture};
+use super::{Counted, Key, Kind, Store, StoreError, StoreFuture};
 use crate::clock::{self, Clock};
 
 const NAME: &str = "memory";
@@ -14,9 +14,10 @@ const PURGE_STEP: usize = 64;
 
 /// The in-process [`Store`]: what one replica needs, lost on restart. Clones share it.
 ///
-/// It holds at most `capacity` entries. An entry lives until its time-to-live has
-/// passed on the wall clock and on the monotonic clock both (a wall clock stepped
-/// back and forth forgets nothing). A live entry is never evicted: when every entry
+/// It holds at most `capacity` entries of each [`Kind`] (so failed-login counters,
+/// which unauthenticated callers create, never crowd out revocations or replay
+/// marks). An entry lives until its time-to-live has passed on the wall clock and on
+/// the monotonic clock both (a wall clock stepped back and forth forgets nothing). A live entry is never evicted: when every entry
 /// is live and the store is full, a write that needs a new entry fails with
 /// [`StoreError::Full`], and the protection refuses the call (`UNAVAILABLE`) rather
 /// than forget a signature, a revocation or a failure count.
@@ -45,6 +46,10 @@ struct State {
     /// entries the store held at once.
     slots: Vec<Entry>,
     free: Vec<u32>,
+    /// Entries per [`Kind`] (by [`Kind::index`]): each kind has the whole capacity, so
+    /// one protection (failed-login counters a guesser creates) cannot crowd out
+    /// another (revocations, replay marks).
+    per_kind: [usize; Kind::ALL.len()],
     /// The keys with a time-to-live, by wall deadline (ms).
     expiry: BTreeSet<(u64, Key)>,
 }
@@ -184,17 +189,28 @@ impl MemoryStore {
 
     /// Room for `new` more entries: expired ones are dropped first; fails when the
     /// store would hold more than its capacity of live entries.
-    fn make_room(&self, state: &mut State, now: Now, new: usize) -> Result<(), StoreError> {
+    fn make_room(
+        &self,
+        state: &mut State,
+        now: Now,
+        kind: Kind,
+        new: usize,
+    ) -> Result<(), StoreError> {
         state.purge(now, PURGE_STEP);
-        if new == 0 || state.len().saturating_add(new) <= self.shared.capacity {
+        let fits = |state: &State| {
+            let held = state.per_kind.get(kind.index()).copied().unwrap_or(0);
+            held.saturating_add(new) <= self.shared.capacity
+        };
+        if new == 0 || fits(state) {
             return Ok(());
         }
         state.purge(now, usize::MAX);
-        if state.len().saturating_add(new) <= self.shared.capacity {
+        if fits(state) {
             return Ok(());
         }
         tracing::warn!(
             capacity = self.shared.capacity,
+            kind = kind.as_str(),
             "grpc-auth: memory store full of live entries; write refused"
         );
         Err(StoreError::Full { store: NAME })
@@ -212,7 +228,7 @@ impl MemoryStore {
             return Ok(false);
         }
         let new = usize::from(!state.index.contains_key(&key));
-        self.make_room(&mut state, now, new)?;
+        self.make_room(&mut state, now, key.kind(), new)?;
         state.set(key, Value::bytes(value), now.deadline(ttl));
         Ok(true)
     }
@@ -221,7 +237,7 @@ impl MemoryStore {
         let now = self.now();
         let mut state = self.lock();
         let new = usize::from(!state.index.contains_key(&key));
-        self.make_room(&mut state, now, new)?;
+        self.make_room(&mut state, now, key.kind(), new)?;
         state.set(key, Value::bytes(value), now.deadline(ttl));
         Ok(())
     }
@@ -240,7 +256,7 @@ impl MemoryStore {
     fn count_now(&self, counters: &[(Key, u32)], window: Duration) -> Result<Counted, StoreError> {
         let now = self.now();
         let mut state = self.lock();
-        let mut new = 0;
+        let mut new = [0usize; Kind::ALL.len()];
         for (key, limit) in counters {
             let count = match state.get(key) {
                 Some(e) if e.live(now) => match e.value {
@@ -249,7 +265,9 @@ impl MemoryStore {
                 },
                 Some(_) => 0,
                 None => {
-                    new += 1;
+                    if let Some(n) = new.get_mut(key.kind().index()) {
+                        *n += 1;
+                    }
                     0
                 }
             };
@@ -257,7 +275,9 @@ impl MemoryStore {
                 return Ok(Counted::Limited);
             }
         }
-        self.make_room(&mut state, now, new)?;
+        for (kind, n) in Kind::ALL.into_iter().zip(new) {
+            self.make_room(&mut state, now, kind, n)?;
+        }
         for (key, _) in counters {
             let current = match state.get(key) {
                 Some(e) if e.live(now) => match e.value {
@@ -329,6 +349,9 @@ impl State {
             }
             self.expiry.remove(&(before.wall, key));
         } else {
+            if let Some(n) = self.per_kind.get_mut(key.kind().index()) {
+                *n += 1;
+            }
             let slot = match self.free.pop() {
                 Some(free) => {
                     if let Some(s) = usize::try_from(free)
@@ -353,6 +376,9 @@ impl State {
 
     fn remove(&mut self, key: &Key) -> Option<Entry> {
         let slot = self.index.remove(key)?;
+        if let Some(n) = self.per_kind.get_mut(key.kind().index()) {
+            *n = n.saturating_sub(1);
+        }
         let entry = usize::try_from(slot)
             .ok()
             .and_then(|i| self.slots.get_mut(i))
@@ -435,7 +461,6 @@ impl fmt::Debug for MemoryStore {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::store::Kind;
 
     fn key(s: &str) -> Key {
         Key::digest(Kind::Replay, &[s.as_bytes()])

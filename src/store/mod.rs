@@ -67,6 +67,26 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in [`index`](Self::index) order.
+    pub(crate) const ALL: [Kind; 5] = [
+        Self::Replay,
+        Self::Failures,
+        Self::RevokedJti,
+        Self::RevokedSubject,
+        Self::Token,
+    ];
+
+    /// The kind's place in [`ALL`](Self::ALL).
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::Replay => 0,
+            Self::Failures => 1,
+            Self::RevokedJti => 2,
+            Self::RevokedSubject => 3,
+            Self::Token => 4,
+        }
+    }
+
     /// The kind's short name: `replay`, `fail`, `jti`, `sub` or `token`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -151,6 +171,16 @@ pub enum StoreError {
         /// The store's name.
         store: &'static str,
     },
+    /// The store answered, but it lost entries it held (restarted empty, rolled back to
+    /// an older snapshot) or may drop them (an evicting memory policy): what depends on
+    /// remembering (replay, revocation) cannot be checked. Never "fail open".
+    #[error("{store} store unreliable: {reason}")]
+    Unreliable {
+        /// The store's name.
+        store: &'static str,
+        /// What it lost or may lose (never a key or a value).
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -160,6 +190,14 @@ impl StoreError {
             store,
             reason: reason.into(),
         }
+    }
+}
+
+impl StoreError {
+    /// Whether the store could not be reached or did not answer in time: the one case
+    /// an opt-in "fail open" may accept. A store that answered with lost data is not.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
     }
 }
 

@@ -75,19 +75,27 @@ return 1
 /// - **Failure:** every failure is a [`StoreError`], and the protection refuses the call
 ///   with `UNAVAILABLE` "redis store unavailable: ...". Calls that need no store go on.
 /// - **Reconnection:** on its own, in the background, with backoff; no restart needed.
-/// - **Data lost** (Redis restarted without persistence, flushed, failed over to an
-///   empty replica): remembered signatures and revocations are gone, so a captured
-///   request could be replayed and a revoked token would work again. The store keeps
-///   a random marker key (`{prefix}epoch`: set if absent, then read, in the same
-///   round trip as every replay and revocation lookup); when the marker it saw is gone or changed,
-///   it logs an error and refuses replay and revocation checks (`UNAVAILABLE` "redis
-///   lost its data ...") for [`data_loss_quarantine`](RedisStoreBuilder::data_loss_quarantine)
-///   (10 minutes), until every signature dated before the loss is outside its window.
-///   Revocations must then be made again by whoever keeps them (run Redis with
-///   persistence, `appendonly yes`, to keep them across restarts). Failed-login counts
-///   and opaque tokens are not guarded: lost counts start afresh, lost tokens are
-///   refused (their holders log in again). A replica started after the loss cannot
-///   tell, and starts on the new marker.
+/// - **Data lost** (Redis restarted empty or from an older snapshot, flushed, failed
+///   over to a lagging replica): remembered signatures and revocations are gone, so a
+///   captured request could be replayed and a revoked token would work again. Every
+///   replay and revocation lookup also increments a counter (`{prefix}seq`) in the same
+///   round trip; a call sent after another finished must read a higher number, so a
+///   number at or below one this store already read means Redis went back in time. The
+///   store then logs an error and refuses replay and revocation checks (`UNAVAILABLE`
+///   "redis store unreliable: redis lost data ...") for
+///   [`data_loss_quarantine`](RedisStoreBuilder::data_loss_quarantine) (10 minutes),
+///   until every signature dated before the loss is outside its window. Revocations
+///   must then be made again by whoever keeps them (run Redis with `appendonly yes` to
+///   keep them across restarts). Failed-login counts and opaque tokens are not guarded:
+///   lost counts start afresh, lost tokens are refused (their holders log in again). A
+///   replica that made no guarded call before the loss cannot tell.
+/// - **Eviction:** a Redis with a memory limit and an evicting policy
+///   (`maxmemory-policy` other than `noeviction`) may drop replay and revocation keys to
+///   make room, and an unauthenticated password guesser can make it need room. The
+///   store reads the policy (`INFO memory`) before its first guarded call and once a
+///   minute after; while Redis may evict, replay and revocation checks are refused
+///   ("redis may evict keys ... set maxmemory-policy noeviction"). Under `noeviction` a
+///   full Redis refuses writes, and the calls that needed them are `UNAVAILABLE`.
 #[derive(Clone)]
 pub struct RedisStore {
     shared: Arc<Shared>,
@@ -101,22 +109,26 @@ struct Shared {
     max_in_flight: usize,
     count: Script,
     uncount: Script,
-    epoch_key: String,
-    /// This store's part of the marker it sets when there is none (with `calls`).
-    candidate: String,
-    calls: AtomicU64,
+    seq_key: String,
+    /// The highest `{prefix}seq` a finished guarded call read.
+    floor: AtomicU64,
     quarantine: Duration,
-    epoch: Mutex<Epoch>,
+    guard: Mutex<Guard>,
 }
 
-/// What the store knows of the marker.
+/// What the store knows of Redis's reliability.
 #[derive(Default)]
-struct Epoch {
-    /// The marker value last seen; `None` before the first guarded call.
-    seen: Option<String>,
-    /// Guarded checks are refused until then.
+struct Guard {
+    /// Guarded checks are refused until then (data loss seen).
     quarantined_until: Option<Instant>,
+    /// When the eviction policy was last read, and why Redis may evict (if it may).
+    policy: Option<(Instant, Option<String>)>,
+    /// `INFO` is refused (a managed Redis): the policy cannot be read (logged once).
+    info_refused: bool,
 }
+
+/// How often the eviction policy is read again: 60 s.
+const POLICY_EVERY: Duration = Duration::from_secs(60);
 
 /// Builds a [`RedisStore`]: see [`RedisStore::builder`]. Its `Debug` leaves out the
 /// URL (it may carry a password).
@@ -129,12 +141,22 @@ pub struct RedisStoreBuilder {
     quarantine: Duration,
 }
 
-/// 128 random bits, hex: the data-loss marker a store sets.
-fn random_marker() -> Result<String, StoreError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|_| StoreError::unavailable(NAME, "no randomness for the marker"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+/// Why a Redis with this `INFO memory` may evict keys, or `None` when it never does
+/// (no memory limit, or `noeviction`).
+fn evicting_policy(info: &str) -> Option<String> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    let maxmemory = field("maxmemory").and_then(|v| v.parse::<u64>().ok());
+    let policy = field("maxmemory_policy").unwrap_or("unknown");
+    if maxmemory == Some(0) || policy == "noeviction" {
+        return None;
+    }
+    Some(format!(
+        "redis may evict keys (maxmemory-policy {policy}); set maxmemory-policy noeviction"
+    ))
 }
 
 /// Keys whose loss would let something through (a replay, a revoked token).
@@ -170,112 +192,154 @@ impl RedisStore {
         &self,
         f: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, StoreError> {
+        self.call_raw(f)
+            .await?
+            .map_err(|e| StoreError::unavailable(NAME, describe(&e)))
+    }
+
+    /// [`call`](Self::call), Redis's own error kept for the caller to read.
+    async fn call_raw<T>(
+        &self,
+        f: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<Result<T, RedisError>, StoreError> {
         let Ok(_permit) = self.shared.permits.try_acquire() else {
             return Err(StoreError::unavailable(
                 NAME,
                 format!("{} calls already waiting", self.shared.max_in_flight),
             ));
         };
-        match tokio::time::timeout(self.shared.timeout, f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::unavailable(NAME, describe(&e))),
-            Err(_) => Err(StoreError::unavailable(
-                NAME,
-                format!("no answer within {:?}", self.shared.timeout),
-            )),
-        }
+        tokio::time::timeout(self.shared.timeout, f)
+            .await
+            .map_err(|_| {
+                StoreError::unavailable(NAME, format!("no answer within {:?}", self.shared.timeout))
+            })
     }
 
     fn name_of(&self, key: &Key) -> String {
         key.name(&self.shared.prefix)
     }
 
-    /// Runs `cmd`; for keys that must not be lost silently, reads the data-loss marker in
-    /// the same round trip (a pipeline) and refuses when it is gone or changed.
+    /// Runs `cmd`; for keys that must not be lost silently (replay, revocation), first
+    /// makes sure Redis keeps them (no quarantine, no evicting policy) and increments the
+    /// sequence counter in the same round trip (a pipeline), refusing when it went back.
     async fn run<T: FromRedisValue>(&self, cmd: Cmd, keys: &[Key]) -> Result<T, StoreError> {
         let mut conn = self.shared.conn.clone();
         if !guarded(keys) {
             return self.call(cmd.query_async(&mut conn)).await;
         }
         self.check_quarantine()?;
-        // The marker is set if absent (this store's candidate; the first writer wins),
-        // then read: a read is empty only if Redis lost it in between.
+        self.check_policy().await?;
+        // Every call that finished before this one was sent read less than `floor` + 1.
+        let floor = self.shared.floor.load(Ordering::SeqCst);
         let mut pipe = redis::pipe();
-        // A marker never set before: a store that set one must not mistake its own new
-        // one for the one it saw.
-        let n = self.shared.calls.fetch_add(1, Ordering::Relaxed);
-        pipe.cmd("SET")
-            .arg(&self.shared.epoch_key)
-            .arg(format!("{}-{n}", self.shared.candidate))
-            .arg("NX")
-            .ignore();
-        pipe.cmd("GET").arg(&self.shared.epoch_key);
         pipe.add_command(cmd);
-        let (marker, value): (Option<String>, T) = self.call(pipe.query_async(&mut conn)).await?;
-        self.check_marker(marker)?;
+        pipe.cmd("INCR").arg(&self.shared.seq_key);
+        let (value, seq): (T, u64) = self.call(pipe.query_async(&mut conn)).await?;
+        self.check_quarantine()?;
+        if seq <= floor {
+            return Err(self.lost(seq, floor));
+        }
+        self.shared.floor.fetch_max(seq, Ordering::SeqCst);
         Ok(value)
     }
 
-    fn lock_epoch(&self) -> std::sync::MutexGuard<'_, Epoch> {
+    fn lock_guard(&self) -> std::sync::MutexGuard<'_, Guard> {
         self.shared
-            .epoch
+            .guard
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn check_quarantine(&self) -> Result<(), StoreError> {
-        let mut epoch = self.lock_epoch();
-        match epoch.quarantined_until {
-            Some(until) if Instant::now() < until => Err(StoreError::unavailable(
-                NAME,
-                format!(
-                    "redis lost its data; replay and revocation checks refused for {} s more",
+        let mut guard = self.lock_guard();
+        match guard.quarantined_until {
+            Some(until) if Instant::now() < until => Err(StoreError::Unreliable {
+                store: NAME,
+                reason: format!(
+                    "redis lost data; replay and revocation checks refused for {} s more",
                     until.saturating_duration_since(Instant::now()).as_secs() + 1
                 ),
-            )),
+            }),
             Some(_) => {
-                epoch.quarantined_until = None;
+                guard.quarantined_until = None;
                 Ok(())
             }
             None => Ok(()),
         }
     }
 
-    /// Compares the marker read with the one seen before (adopting the first). A call
-    /// that reads during a quarantine is refused too: it ran against the emptied Redis.
-    fn check_marker(&self, marker: Option<String>) -> Result<(), StoreError> {
-        let mut epoch = self.lock_epoch();
-        if epoch
-            .quarantined_until
-            .is_some_and(|until| Instant::now() < until)
-        {
-            return Err(StoreError::unavailable(
-                NAME,
-                "redis lost its data; replay and revocation checks refused for now",
-            ));
+    /// Redis went back in time: the quarantine starts (again), and the counter's new
+    /// value becomes the floor.
+    fn lost(&self, seq: u64, floor: u64) -> StoreError {
+        let mut guard = self.lock_guard();
+        guard.quarantined_until = Some(Instant::now() + self.shared.quarantine);
+        self.shared.floor.store(seq, Ordering::SeqCst);
+        tracing::error!(
+            prefix = %self.shared.prefix,
+            seq,
+            floor,
+            quarantine_secs = self.shared.quarantine.as_secs(),
+            "grpc-auth: redis lost data (restarted empty or from an older snapshot, flushed, \
+             failed over); replay and revocation checks refused for the quarantine; \
+             revocations must be made again"
+        );
+        StoreError::Unreliable {
+            store: NAME,
+            reason: "redis lost data; replay and revocation checks refused for now".to_owned(),
         }
-        match (&epoch.seen, marker) {
-            (Some(seen), Some(m)) if *seen == m => Ok(()),
-            (None, Some(m)) => {
-                epoch.seen = Some(m);
-                Ok(())
+    }
+
+    /// Refuses while Redis may evict keys; reads its policy at most once a minute.
+    async fn check_policy(&self) -> Result<(), StoreError> {
+        let fresh = {
+            let guard = self.lock_guard();
+            match &guard.policy {
+                Some((at, evicting)) if at.elapsed() < POLICY_EVERY => Some(evicting.clone()),
+                _ if guard.info_refused => Some(None),
+                _ => None,
             }
-            (_, read) => {
-                // Gone (between our SET NX and GET) or replaced: Redis lost its data.
-                epoch.seen = read;
-                epoch.quarantined_until = Some(Instant::now() + self.shared.quarantine);
-                tracing::error!(
-                    prefix = %self.shared.prefix,
-                    quarantine_secs = self.shared.quarantine.as_secs(),
-                    "grpc-auth: redis lost its data (restarted empty, flushed or failed \
-                     over); replay and revocation checks refused for the quarantine; \
-                     revocations must be made again"
-                );
-                Err(StoreError::unavailable(
-                    NAME,
-                    "redis lost its data; replay and revocation checks refused for now",
-                ))
+        };
+        let evicting = match fresh {
+            Some(evicting) => evicting,
+            None => {
+                let mut conn = self.shared.conn.clone();
+                let mut cmd = redis::cmd("INFO");
+                cmd.arg("memory");
+                let info = match self.call_raw(cmd.query_async::<String>(&mut conn)).await? {
+                    Ok(info) => info,
+                    // A Redis that refuses INFO (ACLs, a renamed command) answered.
+                    Err(e) if e.code().is_some() => {
+                        let mut guard = self.lock_guard();
+                        if !guard.info_refused {
+                            tracing::warn!(
+                                prefix = %self.shared.prefix,
+                                "grpc-auth: redis refuses INFO; its eviction policy cannot be \
+                                 checked (replay and revocation keys need noeviction)"
+                            );
+                        }
+                        guard.info_refused = true;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(StoreError::unavailable(NAME, describe(&e))),
+                };
+                let evicting = evicting_policy(&info);
+                if let Some(reason) = &evicting {
+                    tracing::error!(
+                        prefix = %self.shared.prefix,
+                        reason = %reason,
+                        "grpc-auth: redis may evict keys; replay and revocation checks refused"
+                    );
+                }
+                self.lock_guard().policy = Some((Instant::now(), evicting.clone()));
+                evicting
             }
+        };
+        match evicting {
+            Some(reason) => Err(StoreError::Unreliable {
+                store: NAME,
+                reason,
+            }),
+            None => Ok(()),
         }
     }
 }
@@ -359,11 +423,10 @@ impl RedisStoreBuilder {
                 max_in_flight: self.max_in_flight,
                 count: Script::new(COUNT),
                 uncount: Script::new(UNCOUNT),
-                epoch_key: format!("{}epoch", self.prefix),
-                candidate: random_marker()?,
-                calls: AtomicU64::new(0),
+                seq_key: format!("{}seq", self.prefix),
+                floor: AtomicU64::new(0),
                 quarantine: self.quarantine,
-                epoch: Mutex::new(Epoch::default()),
+                guard: Mutex::new(Guard::default()),
                 prefix: self.prefix,
             }),
         })

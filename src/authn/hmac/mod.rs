@@ -194,8 +194,10 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
         self
     }
 
-    /// Accepts a correctly signed call when the replay store cannot answer (logged at
-    /// warn each time), instead of refusing it. Off by default: turn it on only when
+    /// Accepts a correctly signed call when the replay store cannot be reached or does
+    /// not answer in time (logged at warn each time), instead of refusing it. A store
+    /// that answers but lost its data ([`StoreError::Unreliable`](crate::store::StoreError::Unreliable))
+    /// is refused all the same. Off by default: turn it on only when
     /// availability matters more than replays during a store outage. Only the replay
     /// check fails open; the signature, its date and its key are checked as always.
     pub fn replay_fails_open(mut self, fail_open: bool) -> Self {
@@ -359,7 +361,7 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
                     );
                     return Err(HmacError::ReplayCacheFull);
                 }
-                FirstUse::Unavailable(e) if self.replay_fail_open => {
+                FirstUse::Unavailable(e) if self.replay_fail_open && e.is_unreachable() => {
                     tracing::warn!(
                         method = path,
                         store = replay.store_name(),

@@ -1,8 +1,8 @@
 //! Replay protection: an accepted signature is "first seen" once in a [`Store`], kept
 //! for as long as its signed date can pass the skew check of any verifier sharing it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::clock::Clock;
@@ -22,49 +22,78 @@ pub(crate) enum FirstUse {
     Unavailable(StoreError),
 }
 
-/// The replay check: a store, and the largest skew of the verifiers sharing it.
+/// How far apart the clocks of replicas sharing a store may be: 30 s. An entry a
+/// replica writes lives this much longer than its own clock says it must.
+pub(crate) const REPLICA_CLOCK_MARGIN: Duration = Duration::from_secs(30);
+
+/// The skews (seconds; `u64::MAX`: no skew check) of the live verifiers sharing a check.
+#[derive(Debug, Default)]
+struct Skews {
+    next: u64,
+    by_verifier: HashMap<u64, u64>,
+    /// The largest of `by_verifier`.
+    max: u64,
+}
+
+impl Skews {
+    fn update(&mut self) {
+        self.max = self.by_verifier.values().copied().max().unwrap_or(0);
+    }
+}
+
+/// The replay check: a store, and the skews of the verifiers sharing it.
 ///
 /// Keyed by `SHA-256(MAC)` (the MAC decoded): two encodings of one signature are one
 /// entry, and so are two spellings of its unsigned `keyId`. An entry lives until its
-/// signed date plus the largest skew any verifier sharing this check allows (clones
-/// share it: a stricter clone does not shorten what a laxer one needs); replicas
-/// sharing a Redis store must use the same skew. Without a skew check an entry never
-/// leaves. In the default [`MemoryStore`] a full store refuses new signatures rather
-/// than forget a live one, and an entry outlives wall-clock steps (it leaves only when
-/// its time has passed on the monotonic clock too).
-#[derive(Clone, Debug)]
+/// signed date plus the largest skew of the live verifiers sharing this check (clones
+/// share it: a stricter clone does not shorten what a laxer one needs), plus 1 s (the
+/// date's rounding), plus [`REPLICA_CLOCK_MARGIN`] on a store the user gave (replicas'
+/// clocks differ); replicas sharing a Redis store must use the same skew. Without a skew
+/// check an entry never leaves. In the default [`MemoryStore`] a full store refuses new
+/// signatures rather than forget a live one, and an entry outlives wall-clock steps (it
+/// leaves only when its time has passed on the monotonic clock too).
+#[derive(Debug)]
 pub(crate) struct Replay {
     store: SharedStore,
-    /// The largest skew (seconds) of any verifier sharing the check; `u64::MAX` once
-    /// one had no skew check.
-    max_skew: Arc<AtomicU64>,
+    skews: Arc<Mutex<Skews>>,
+    /// This verifier's place in `skews`.
+    id: u64,
     /// The verifier's own memory store (setting the clock remakes it on that clock);
     /// `None` for a store the user gave.
     pub(crate) own: Option<MemoryStore>,
+}
+
+fn secs(skew: Option<Duration>) -> u64 {
+    skew.map_or(u64::MAX, |s| s.as_secs())
 }
 
 impl Replay {
     /// A check of its own: a [`MemoryStore`] of `capacity` entries on `clock`.
     pub(crate) fn memory(capacity: usize, clock: Arc<dyn Clock>, skew: Option<Duration>) -> Self {
         let own = MemoryStore::with_clock(capacity, clock);
-        let r = Self {
-            store: Arc::new(own.clone()),
-            max_skew: Arc::default(),
-            own: Some(own),
-        };
-        r.register(skew);
-        r
+        Self::new(Arc::new(own.clone()), Some(own), skew)
     }
 
     /// A check on a store the user gave (shared with other replicas, say).
     pub(crate) fn on(store: SharedStore, skew: Option<Duration>) -> Self {
-        let r = Self {
+        Self::new(store, None, skew)
+    }
+
+    fn new(store: SharedStore, own: Option<MemoryStore>, skew: Option<Duration>) -> Self {
+        let mut skews = Skews::default();
+        skews.by_verifier.insert(0, secs(skew));
+        skews.next = 1;
+        skews.update();
+        Self {
             store,
-            max_skew: Arc::default(),
-            own: None,
-        };
-        r.register(skew);
-        r
+            skews: Arc::new(Mutex::new(skews)),
+            id: 0,
+            own,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Skews> {
+        self.skews.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The store's name.
@@ -72,10 +101,11 @@ impl Replay {
         self.store.name()
     }
 
-    /// A verifier with `skew` (`None`: no skew check) uses the check.
+    /// This verifier's skew is now `skew` (`None`: no skew check).
     pub(crate) fn register(&self, skew: Option<Duration>) {
-        let secs = skew.map_or(u64::MAX, |s| s.as_secs().saturating_add(1));
-        self.max_skew.fetch_max(secs, Ordering::SeqCst);
+        let mut skews = self.lock();
+        skews.by_verifier.insert(self.id, secs(skew));
+        skews.update();
     }
 
     /// Records the signature `mac` dated `date`, at `now`.
@@ -86,9 +116,14 @@ impl Replay {
         now: SystemTime,
     ) -> FirstUse {
         let key = Key::digest(Kind::Replay, &[mac]);
-        let max_skew = self.max_skew.load(Ordering::SeqCst);
+        let max_skew = self.lock().max;
+        let margin = if self.own.is_some() {
+            Duration::from_secs(1)
+        } else {
+            REPLICA_CLOCK_MARGIN + Duration::from_secs(1)
+        };
         let ttl = (max_skew != u64::MAX).then(|| {
-            let until = crate::clock::add(date, Duration::from_secs(max_skew));
+            let until = crate::clock::add(date, Duration::from_secs(max_skew) + margin);
             until
                 .duration_since(now)
                 .unwrap_or_default()
@@ -100,6 +135,34 @@ impl Replay {
             Err(StoreError::Full { .. }) => FirstUse::Full,
             Err(e) => FirstUse::Unavailable(e),
         }
+    }
+}
+
+impl Clone for Replay {
+    /// A clone is another verifier sharing the check, with the same skew until it sets
+    /// its own.
+    fn clone(&self) -> Self {
+        let mut skews = self.lock();
+        let id = skews.next;
+        skews.next = skews.next.wrapping_add(1);
+        let skew = skews.by_verifier.get(&self.id).copied().unwrap_or(u64::MAX);
+        skews.by_verifier.insert(id, skew);
+        skews.update();
+        drop(skews);
+        Self {
+            store: self.store.clone(),
+            skews: self.skews.clone(),
+            id,
+            own: self.own.clone(),
+        }
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        let mut skews = self.lock();
+        skews.by_verifier.remove(&self.id);
+        skews.update();
     }
 }
 

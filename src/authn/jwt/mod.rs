@@ -207,6 +207,9 @@ impl<K: KeySource> JwtAuthenticator<K> {
     /// Sets the leeway for `exp` and `nbf`.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
+        if let Some(r) = &self.revocations {
+            r.register_leeway(leeway);
+        }
         self.reconfigured()
     }
 
@@ -232,6 +235,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
     /// that cannot answer makes the call `UNAVAILABLE`. See
     /// [`Revocations`](crate::authn::revocation::Revocations).
     pub fn revocations(mut self, revocations: Revocations) -> Self {
+        revocations.register_leeway(self.leeway);
         self.revocations = Some(revocations);
         self
     }

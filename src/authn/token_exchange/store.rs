@@ -276,6 +276,7 @@ pub struct OpaqueTokens<S> {
     audience: String,
     ttl: Duration,
     clock: Arc<dyn Clock>,
+    revocations: Option<crate::authn::revocation::Revocations>,
 }
 
 impl<S: TokenStore> OpaqueTokens<S> {
@@ -288,7 +289,18 @@ impl<S: TokenStore> OpaqueTokens<S> {
             audience: audience.into(),
             ttl: DEFAULT_TTL,
             clock: clock::system(),
+            revocations: None,
         }
+    }
+
+    /// Refuses tokens whose subject or login credential is revoked in `revocations`: a
+    /// token made from a JWT login carries the JWT's `jti` (revoking the JWT revokes
+    /// the token), and [`revoke_subject`](crate::authn::revocation::Revocations::revoke_subject)
+    /// refuses the subject's tokens issued at or before its instant (a token's issue
+    /// time is its expiry less this issuer's TTL). One more store lookup per call.
+    pub fn revocations(mut self, revocations: crate::authn::revocation::Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
     }
 
     /// Sets how long an issued token is valid.
@@ -346,6 +358,14 @@ impl<S: TokenStore> TokenIssuer for OpaqueTokens<S> {
             let _ = self.store.revoke(&digest).await;
             return Err(AuthError::unauthenticated("token expired"));
         }
+        if let Some(revocations) = &self.revocations {
+            let issued = record
+                .expires_at
+                .checked_sub(self.ttl)
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs());
+            revocations.check_issued(&record.principal, issued).await?;
+        }
         Ok(record.principal.with_scheme("token"))
     }
 }
@@ -356,6 +376,7 @@ impl<S: fmt::Debug> fmt::Debug for OpaqueTokens<S> {
             .field("store", &self.store)
             .field("audience", &self.audience)
             .field("ttl", &self.ttl)
+            .field("revocations", &self.revocations)
             .finish_non_exhaustive()
     }
 }
