@@ -245,7 +245,7 @@ impl BasicAuthenticator {
     }
 
     /// Keeps the failed-login counters in `store`: with a
-    /// [`RedisStore`](crate::store::RedisStore) shared by every replica, the limits hold
+    /// `RedisStore` (feature `redis`) shared by every replica, the limits hold
     /// for the cluster (one atomic script per attempt), not per replica. When the store
     /// cannot answer, a login that needs a password check is refused with
     /// `UNAVAILABLE` "failed-login limits unavailable: ..." (a cached login needs no

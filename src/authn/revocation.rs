@@ -57,7 +57,7 @@ pub struct Revocations {
 }
 
 impl Revocations {
-    /// Revocations kept in `store` (a [`RedisStore`](crate::store::RedisStore) shared by
+    /// Revocations kept in `store` (a `RedisStore` (feature `redis`) shared by
     /// the replicas, or a [`MemoryStore`](crate::store::MemoryStore) for one process).
     pub fn new(store: impl Store) -> Self {
         Self {

@@ -180,7 +180,7 @@ impl<K: HmacKeyStore> HmacVerifier<K> {
     }
 
     /// Keeps accepted signatures in `store` instead of the verifier's own memory: with a
-    /// [`RedisStore`](crate::store::RedisStore) shared by every replica, a signature
+    /// `RedisStore` (feature `redis`) shared by every replica, a signature
     /// accepted by one replica is a replay on all the others (`SET NX PX`, one round
     /// trip per signed call). Replicas sharing a store must use the same skew window:
     /// an entry lives for the signed date plus this verifier's window.

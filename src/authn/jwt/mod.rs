@@ -233,7 +233,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
     /// `jti` and `sub` are looked up in `revocations` on every call (one round trip to
     /// a shared store). A revoked token is `UNAUTHENTICATED` "token revoked"; a store
     /// that cannot answer makes the call `UNAVAILABLE`. See
-    /// [`Revocations`](crate::authn::revocation::Revocations).
+    /// [`Revocations`].
     pub fn revocations(mut self, revocations: Revocations) -> Self {
         revocations.register_leeway(self.leeway);
         self.revocations = Some(revocations);

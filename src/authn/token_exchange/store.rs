@@ -152,7 +152,7 @@ impl fmt::Debug for MemoryTokenStore {
 }
 
 /// A [`TokenStore`] on a [`Store`](crate::store::Store): with a
-/// [`RedisStore`](crate::store::RedisStore), opaque tokens survive a restart and are
+/// `RedisStore` (feature `redis`), opaque tokens survive a restart and are
 /// valid on every replica. A token is kept under the SHA-256 digest of its value (never
 /// the token itself), as JSON of its record, until its expiry (Redis forgets it then).
 ///
