@@ -94,7 +94,9 @@ impl Revocations {
 
     /// Revokes the JWT whose `jti` is `jti` until `exp` (its expiry) plus the largest
     /// leeway of the JWT authenticators checking these revocations (at least 5
-    /// minutes); nothing is stored for a token already past that.
+    /// minutes); nothing is stored for a token already past that. Revoking from another
+    /// process (the `revoke` example, an admin tool) knows no server's leeway: there the
+    /// 5 minutes must cover it.
     pub async fn revoke_jti(&self, jti: &str, exp: SystemTime) -> Result<(), StoreError> {
         let leeway = Duration::from_secs(self.leeway.load(Ordering::SeqCst).saturating_add(1));
         let until = clock::add(exp, EXP_SLACK.max(leeway));
