@@ -25,8 +25,9 @@
 //!
 //! A JWT authenticator with revocations asks the store on every call, after the
 //! signature and claims check (cached or not): one `MGET` of the token's `jti` and
-//! `sub` keys, one round trip. A revoked token is refused `UNAUTHENTICATED` "token
-//! revoked"; when the store cannot answer, `UNAVAILABLE` "revocation check unavailable:
+//! `sub` keys (with a Redis store, and a read of its data-loss counter), one round
+//! trip. A revoked token is refused `UNAUTHENTICATED` "token revoked"; when the store
+//! cannot answer, `UNAVAILABLE` "revocation check unavailable:
 //! ..." (a check that cannot be made never accepts). Every replica sees a revocation on
 //! its next call.
 

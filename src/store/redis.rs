@@ -78,9 +78,10 @@ return 1
 /// - **Data lost** (Redis restarted empty or from an older snapshot, flushed, failed
 ///   over to a lagging replica): remembered signatures and revocations are gone, so a
 ///   captured request could be replayed and a revoked token would work again. Every
-///   replay and revocation lookup also increments a counter (`{prefix}seq`) in the same
-///   round trip; a call sent after another finished must read a higher number, so a
-///   number at or below one this store already read means Redis went back in time. The
+///   replay mark and revocation written also increments a counter (`{prefix}seq`), and
+///   every revocation lookup reads it, in the same round trip; a call sent after
+///   another finished must read at least its number (a write, more), so a lower one
+///   means Redis went back in time. The
 ///   store then logs an error and refuses replay and revocation checks (`UNAVAILABLE`
 ///   "redis store unreliable: redis lost data ...") for
 ///   [`data_loss_quarantine`](RedisStoreBuilder::data_loss_quarantine) (10 minutes),
@@ -222,7 +223,12 @@ impl RedisStore {
     /// Runs `cmd`; for keys that must not be lost silently (replay, revocation), first
     /// makes sure Redis keeps them (no quarantine, no evicting policy) and increments the
     /// sequence counter in the same round trip (a pipeline), refusing when it went back.
-    async fn run<T: FromRedisValue>(&self, cmd: Cmd, keys: &[Key]) -> Result<T, StoreError> {
+    async fn run<T: FromRedisValue>(
+        &self,
+        cmd: Cmd,
+        keys: &[Key],
+        write: bool,
+    ) -> Result<T, StoreError> {
         let mut conn = self.shared.conn.clone();
         if !guarded(keys) {
             return self.call(cmd.query_async(&mut conn)).await;
@@ -233,10 +239,14 @@ impl RedisStore {
         let floor = self.shared.floor.load(Ordering::SeqCst);
         let mut pipe = redis::pipe();
         pipe.add_command(cmd);
-        pipe.cmd("INCR").arg(&self.shared.seq_key);
-        let (value, seq): (T, u64) = self.call(pipe.query_async(&mut conn)).await?;
+        // A write counts itself (it must read more than the floor); a read only looks
+        // (it must read no less), so lookups stay reads.
+        pipe.cmd(if write { "INCR" } else { "GET" })
+            .arg(&self.shared.seq_key);
+        let (value, seq): (T, Option<u64>) = self.call(pipe.query_async(&mut conn)).await?;
+        let seq = seq.unwrap_or(0);
         self.check_quarantine()?;
-        if seq <= floor {
+        if seq < floor || (write && seq == floor) {
             return Err(self.lost(seq, floor));
         }
         self.shared.floor.fetch_max(seq, Ordering::SeqCst);
@@ -448,7 +458,7 @@ impl Store for RedisStore {
             let mut cmd = redis::cmd("SET");
             cmd.arg(self.name_of(&key)).arg(value).arg("NX");
             with_ttl(&mut cmd, ttl);
-            let set: Option<String> = self.run(cmd, &[key]).await?;
+            let set: Option<String> = self.run(cmd, &[key], true).await?;
             Ok(set.is_some())
         })
     }
@@ -458,7 +468,7 @@ impl Store for RedisStore {
             let mut cmd = redis::cmd("SET");
             cmd.arg(self.name_of(&key)).arg(value);
             with_ttl(&mut cmd, ttl);
-            self.run::<()>(cmd, &[key]).await
+            self.run::<()>(cmd, &[key], true).await
         })
     }
 
@@ -471,7 +481,7 @@ impl Store for RedisStore {
             for key in keys {
                 cmd.arg(self.name_of(key));
             }
-            let values: Vec<Option<Vec<u8>>> = self.run(cmd, keys).await?;
+            let values: Vec<Option<Vec<u8>>> = self.run(cmd, keys, false).await?;
             if values.len() != keys.len() {
                 return Err(StoreError::unavailable(
                     NAME,
@@ -486,7 +496,7 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut cmd = redis::cmd("DEL");
             cmd.arg(self.name_of(&key));
-            let n: i64 = self.run(cmd, &[key]).await?;
+            let n: i64 = self.run(cmd, &[key], true).await?;
             Ok(n > 0)
         })
     }
