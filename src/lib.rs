@@ -56,6 +56,7 @@
 )]
 
 pub mod authn;
+pub mod authz;
 pub mod clock;
 pub mod credentials;
 mod error;
