@@ -392,10 +392,15 @@ suite!(
 );
 
 /// The names of the keys `server` holds, but for a store's own marker key
-/// `{prefix}seq` (the data-loss counter, no key material), should the store keep one.
+/// The keys but `{prefix}seq` and `{prefix}epoch` (the data-loss counter and marker,
+/// no key material).
 fn data_keys(server: &RedisServer, prefix: &str) -> Vec<String> {
-    let marker = format!("{prefix}seq");
-    server.keys().into_iter().filter(|n| *n != marker).collect()
+    let (seq, epoch) = (format!("{prefix}seq"), format!("{prefix}epoch"));
+    server
+        .keys()
+        .into_iter()
+        .filter(|n| *n != seq && *n != epoch)
+        .collect()
 }
 
 /// Every key Redis holds is `{prefix}{kind}:{43 base64url characters}`, the name of a

@@ -227,7 +227,7 @@ impl MemoryStore {
         if state.get(&key).is_some_and(|e| e.live(now)) {
             return Ok(false);
         }
-        let new = usize::from(!state.index.contains_key(&key));
+        let new = usize::from(!state.get(&key).is_some_and(|e| e.live(now)));
         self.make_room(&mut state, now, key.kind(), new)?;
         state.set(key, Value::bytes(value), now.deadline(ttl));
         Ok(true)
@@ -236,7 +236,7 @@ impl MemoryStore {
     fn put_now(&self, key: Key, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
         let now = self.now();
         let mut state = self.lock();
-        let new = usize::from(!state.index.contains_key(&key));
+        let new = usize::from(!state.get(&key).is_some_and(|e| e.live(now)));
         self.make_room(&mut state, now, key.kind(), new)?;
         state.set(key, Value::bytes(value), now.deadline(ttl));
         Ok(())
@@ -263,8 +263,8 @@ impl MemoryStore {
                     Value::Count(c) => c,
                     Value::Small(..) | Value::Large(_) => 0,
                 },
-                Some(_) => 0,
-                None => {
+                // Expired or absent: a purge may drop it, so it needs room.
+                _ => {
                     if let Some(n) = new.get_mut(key.kind().index()) {
                         *n += 1;
                     }
@@ -388,16 +388,21 @@ impl State {
         Some(entry)
     }
 
-    /// Drops up to `max` expired entries, earliest wall deadline first, stopping at the
-    /// first whose monotonic deadline has not passed.
+    /// Drops expired entries.
+    ///
+    /// Looks at up to `max` entries whose wall deadline has passed, earliest first, and
+    /// drops those whose monotonic deadline has passed too; one still live by the
+    /// monotonic clock (the wall clock jumped ahead) is stepped over, not waited on.
     fn purge(&mut self, now: Now, max: usize) {
-        for _ in 0..max {
-            let Some(&(wall, key)) = self.expiry.first() else {
-                return;
-            };
-            if now.wall < wall || self.get(&key).is_some_and(|e| e.live(now)) {
-                return;
-            }
+        let expired: Vec<Key> = self
+            .expiry
+            .iter()
+            .take_while(|(wall, _)| *wall <= now.wall)
+            .take(max)
+            .filter(|(_, key)| !self.get(key).is_some_and(|e| e.live(now)))
+            .map(|(_, key)| *key)
+            .collect();
+        for key in expired {
             self.remove(&key);
         }
     }

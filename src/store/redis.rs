@@ -81,21 +81,29 @@ return 1
 ///   replay mark and revocation written also increments a counter (`{prefix}seq`), and
 ///   every revocation lookup reads it, in the same round trip; a call sent after
 ///   another finished must read at least its number (a write, more), so a lower one
-///   means Redis went back in time. The
+///   means Redis went back in time. The same round trip sets a random marker
+///   (`{prefix}epoch`) if there is none and reads it: a Redis that lost everything
+///   has another marker, whichever replica wrote since. The
 ///   store then logs an error and refuses replay and revocation checks (`UNAVAILABLE`
 ///   "redis store unreliable: redis lost data ...") for
 ///   [`data_loss_quarantine`](RedisStoreBuilder::data_loss_quarantine) (10 minutes),
 ///   until every signature dated before the loss is outside its window. Revocations
 ///   must then be made again by whoever keeps them (run Redis with `appendonly yes` to
 ///   keep them across restarts). Failed-login counts and opaque tokens are not guarded:
-///   lost counts start afresh, lost tokens are refused (their holders log in again). A
-///   replica that made no guarded call before the loss cannot tell.
+///   lost counts start afresh, lost tokens are refused (their holders log in again).
+///   Limits: a replica that made no guarded call before the loss cannot tell; and a
+///   rollback to a snapshot that already held the marker is seen only by the replicas
+///   whose last guarded call came after the snapshot (the others read a counter that
+///   replicas writing since pushed up again). Run Redis with `appendonly yes` and
+///   `appendfsync always` where revocations and replays must survive a crash.
 /// - **Eviction:** a Redis with a memory limit and an evicting policy
 ///   (`maxmemory-policy` other than `noeviction`) may drop replay and revocation keys to
 ///   make room, and an unauthenticated password guesser can make it need room. The
 ///   store reads the policy (`INFO memory`) before its first guarded call and once a
-///   minute after; while Redis may evict, replay and revocation checks are refused
-///   ("redis may evict keys ... set maxmemory-policy noeviction"). Under `noeviction` a
+///   minute after; while Redis may evict, or refuses `INFO` (see
+///   [`assume_noeviction`](RedisStoreBuilder::assume_noeviction)), replay and
+///   revocation checks are refused ("redis may evict keys ... set maxmemory-policy
+///   noeviction"). Under `noeviction` a
 ///   full Redis refuses writes, and the calls that needed them are `UNAVAILABLE`.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -115,6 +123,11 @@ struct Shared {
     floor: AtomicU64,
     quarantine: Duration,
     guard: Mutex<Guard>,
+    assume_noeviction: bool,
+    epoch_key: String,
+    /// This store's part of the marker it sets when there is none (with `calls`).
+    candidate: String,
+    calls: AtomicU64,
 }
 
 /// What the store knows of Redis's reliability.
@@ -122,10 +135,11 @@ struct Shared {
 struct Guard {
     /// Guarded checks are refused until then (data loss seen).
     quarantined_until: Option<Instant>,
+    /// The data-loss marker this store saw (`{prefix}epoch`); `None` before the first
+    /// guarded call.
+    marker: Option<String>,
     /// When the eviction policy was last read, and why Redis may evict (if it may).
     policy: Option<(Instant, Option<String>)>,
-    /// `INFO` is refused (a managed Redis): the policy cannot be read (logged once).
-    info_refused: bool,
 }
 
 /// How often the eviction policy is read again: 60 s.
@@ -140,6 +154,15 @@ pub struct RedisStoreBuilder {
     timeout: Duration,
     max_in_flight: usize,
     quarantine: Duration,
+    assume_noeviction: bool,
+}
+
+/// 128 random bits, hex: this store's part of the marker it sets.
+fn random_marker() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|_| StoreError::unavailable(NAME, "no randomness for the marker"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Why a Redis with this `INFO memory` may evict keys, or `None` when it never does
@@ -180,6 +203,7 @@ impl RedisStore {
             timeout: DEFAULT_TIMEOUT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             quarantine: DEFAULT_DATA_LOSS_QUARANTINE,
+            assume_noeviction: false,
         }
     }
 
@@ -243,11 +267,33 @@ impl RedisStore {
         // (it must read no less), so lookups stay reads.
         pipe.cmd(if write { "INCR" } else { "GET" })
             .arg(&self.shared.seq_key);
-        let (value, seq): (T, Option<u64>) = self.call(pipe.query_async(&mut conn)).await?;
+        // And the marker, set if absent (a value never used before) then read: a Redis
+        // that lost everything has another, whichever replica wrote since.
+        let n = self.shared.calls.fetch_add(1, Ordering::Relaxed);
+        pipe.cmd("SET")
+            .arg(&self.shared.epoch_key)
+            .arg(format!("{}-{n}", self.shared.candidate))
+            .arg("NX")
+            .ignore();
+        pipe.cmd("GET").arg(&self.shared.epoch_key);
+        let (value, seq, marker): (T, Option<u64>, Option<String>) =
+            self.call(pipe.query_async(&mut conn)).await?;
         let seq = seq.unwrap_or(0);
         self.check_quarantine()?;
         if seq < floor || (write && seq == floor) {
             return Err(self.lost(seq, floor));
+        }
+        {
+            let mut guard = self.lock_guard();
+            match (&guard.marker, marker) {
+                (Some(seen), Some(m)) if *seen == m => {}
+                (None, Some(m)) => guard.marker = Some(m),
+                (_, read) => {
+                    guard.marker = read;
+                    drop(guard);
+                    return Err(self.lost(seq, floor));
+                }
+            }
         }
         self.shared.floor.fetch_max(seq, Ordering::SeqCst);
         Ok(value)
@@ -301,11 +347,13 @@ impl RedisStore {
 
     /// Refuses while Redis may evict keys; reads its policy at most once a minute.
     async fn check_policy(&self) -> Result<(), StoreError> {
+        if self.shared.assume_noeviction {
+            return Ok(());
+        }
         let fresh = {
             let guard = self.lock_guard();
             match &guard.policy {
                 Some((at, evicting)) if at.elapsed() < POLICY_EVERY => Some(evicting.clone()),
-                _ if guard.info_refused => Some(None),
                 _ => None,
             }
         };
@@ -317,19 +365,23 @@ impl RedisStore {
                 cmd.arg("memory");
                 let info = match self.call_raw(cmd.query_async::<String>(&mut conn)).await? {
                     Ok(info) => info,
-                    // A Redis that refuses INFO (ACLs, a renamed command) answered.
-                    Err(e) if e.code().is_some() => {
-                        let mut guard = self.lock_guard();
-                        if !guard.info_refused {
-                            tracing::warn!(
-                                prefix = %self.shared.prefix,
-                                "grpc-auth: redis refuses INFO; its eviction policy cannot be \
-                                 checked (replay and revocation keys need noeviction)"
-                            );
-                        }
-                        guard.info_refused = true;
-                        return Ok(());
+                    // Refused for good (an ACL without INFO, a renamed command): the policy
+                    // cannot be read, so the checks that need it cannot be made.
+                    Err(e) if matches!(e.code(), Some("NOPERM" | "ERR")) => {
+                        tracing::error!(
+                            prefix = %self.shared.prefix,
+                            "grpc-auth: redis refuses INFO; its eviction policy cannot be \
+                             checked; replay and revocation checks refused (grant INFO, or \
+                             assume_noeviction if the server never evicts)"
+                        );
+                        return Err(StoreError::Unreliable {
+                            store: NAME,
+                            reason: "redis refuses INFO, so its eviction policy is unknown; \
+                                     grant INFO or set assume_noeviction"
+                                .to_owned(),
+                        });
                     }
+                    // Anything else (BUSY, LOADING, ...) is this moment's: nothing is kept.
                     Err(e) => return Err(StoreError::unavailable(NAME, describe(&e))),
                 };
                 let evicting = evicting_policy(&info);
@@ -406,9 +458,18 @@ impl RedisStoreBuilder {
     }
 
     /// How long replay and revocation checks are refused after Redis is found to have
-    /// lost its data (default 10 minutes; see [`RedisStore`]). Zero only logs.
+    /// lost its data (default 10 minutes; see [`RedisStore`]). Zero: only the call that
+    /// finds the loss is refused (and it is logged).
     pub fn data_loss_quarantine(mut self, quarantine: Duration) -> Self {
         self.quarantine = quarantine;
+        self
+    }
+
+    /// Skips reading the eviction policy: for a Redis that refuses `INFO` to this user
+    /// and is known never to evict (`maxmemory-policy noeviction`, or no memory limit).
+    /// Without it, a Redis that refuses `INFO` gets replay and revocation checks refused.
+    pub fn assume_noeviction(mut self) -> Self {
+        self.assume_noeviction = true;
         self
     }
 
@@ -437,6 +498,10 @@ impl RedisStoreBuilder {
                 floor: AtomicU64::new(0),
                 quarantine: self.quarantine,
                 guard: Mutex::new(Guard::default()),
+                assume_noeviction: self.assume_noeviction,
+                epoch_key: format!("{}epoch", self.prefix),
+                candidate: random_marker()?,
+                calls: AtomicU64::new(0),
                 prefix: self.prefix,
             }),
         })

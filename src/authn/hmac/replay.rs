@@ -123,7 +123,8 @@ impl Replay {
             REPLICA_CLOCK_MARGIN + Duration::from_secs(1)
         };
         let ttl = (max_skew != u64::MAX).then(|| {
-            let until = crate::clock::add(date, Duration::from_secs(max_skew) + margin);
+            let until =
+                crate::clock::add(date, Duration::from_secs(max_skew).saturating_add(margin));
             until
                 .duration_since(now)
                 .unwrap_or_default()

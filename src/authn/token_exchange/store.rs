@@ -50,6 +50,9 @@ pub struct StoredToken {
     pub expires_at: SystemTime,
     /// The service the token was issued for: only it accepts the token.
     pub audience: String,
+    /// When it was issued (`None`: unknown; a revoked subject's token of unknown age is
+    /// refused).
+    pub issued_at: Option<SystemTime>,
 }
 
 /// Where opaque tokens live: memory ([`MemoryTokenStore`]), or a shared database so
@@ -199,6 +202,9 @@ struct Record {
     /// Expiry, milliseconds since the epoch.
     exp_ms: u64,
     aud: String,
+    /// Issue time, milliseconds since the epoch.
+    #[serde(default)]
+    iat_ms: Option<u64>,
 }
 
 fn token_key(digest: &TokenDigest) -> crate::store::Key {
@@ -211,7 +217,12 @@ impl TokenStore for StoreTokens {
             .expires_at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let ms = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        };
         let record = Record {
+            iat_ms: token.issued_at.map(ms),
             sub: token.principal.subject().to_owned(),
             scheme: token.principal.scheme().to_owned(),
             scopes: token.principal.scopes().to_vec(),
@@ -252,6 +263,9 @@ impl TokenStore for StoreTokens {
                 .with_claims(r.claims),
             expires_at: clock::add(SystemTime::UNIX_EPOCH, Duration::from_millis(r.exp_ms)),
             audience: r.aud,
+            issued_at: r
+                .iat_ms
+                .map(|ms| clock::add(SystemTime::UNIX_EPOCH, Duration::from_millis(ms))),
         }))
     }
 
@@ -296,8 +310,8 @@ impl<S: TokenStore> OpaqueTokens<S> {
     /// Refuses tokens whose subject or login credential is revoked in `revocations`: a
     /// token made from a JWT login carries the JWT's `jti` (revoking the JWT revokes
     /// the token), and [`revoke_subject`](crate::authn::revocation::Revocations::revoke_subject)
-    /// refuses the subject's tokens issued at or before its instant (a token's issue
-    /// time is its expiry less this issuer's TTL). One more store lookup per call.
+    /// refuses the subject's tokens issued at or before its instant. One more store
+    /// lookup per call.
     pub fn revocations(mut self, revocations: crate::authn::revocation::Revocations) -> Self {
         self.revocations = Some(revocations);
         self
@@ -332,11 +346,20 @@ impl<S: TokenStore> TokenIssuer for OpaqueTokens<S> {
         getrandom::fill(&mut bytes[..])
             .map_err(|_| AuthError::unavailable("no randomness for a token"))?;
         let token = format!("{OPAQUE_PREFIX}{}", URL_SAFE_NO_PAD.encode(&bytes[..]));
+        let now = self.clock.now();
+        // A ttl past what `SystemTime` holds (`Duration::MAX`: "never") saturates. A
+        // token never outlives the credential it was exchanged for (a JWT login's
+        // `exp`): revoking that JWT's `jti` then covers the whole token's life.
+        let mut expires_at = clock::add(now, self.ttl);
+        if let Some(exp) = principal.claims().get("exp").and_then(|v| v.as_u64()) {
+            expires_at =
+                expires_at.min(clock::add(SystemTime::UNIX_EPOCH, Duration::from_secs(exp)));
+        }
         let record = StoredToken {
             principal: principal.clone(),
-            // A ttl past what `SystemTime` holds (`Duration::MAX`: "never") saturates.
-            expires_at: clock::add(self.clock.now(), self.ttl),
+            expires_at,
             audience: self.audience.clone(),
+            issued_at: Some(now),
         };
         self.store.insert(TokenDigest::of(&token), record).await?;
         Ok(Secret::from(token))
@@ -360,8 +383,7 @@ impl<S: TokenStore> TokenIssuer for OpaqueTokens<S> {
         }
         if let Some(revocations) = &self.revocations {
             let issued = record
-                .expires_at
-                .checked_sub(self.ttl)
+                .issued_at
                 .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs());
             revocations.check_issued(&record.principal, issued).await?;
