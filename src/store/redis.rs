@@ -280,20 +280,21 @@ impl RedisStore {
             self.call(pipe.query_async(&mut conn)).await?;
         let seq = seq.unwrap_or(0);
         self.check_quarantine()?;
-        if seq < floor || (write && seq == floor) {
-            return Err(self.lost(seq, floor));
-        }
-        {
+        let went_back = seq < floor || (write && seq == floor);
+        let marker_changed = {
             let mut guard = self.lock_guard();
-            match (&guard.marker, marker) {
-                (Some(seen), Some(m)) if *seen == m => {}
-                (None, Some(m)) => guard.marker = Some(m),
-                (_, read) => {
-                    guard.marker = read;
-                    drop(guard);
-                    return Err(self.lost(seq, floor));
-                }
-            }
+            let changed = match (&guard.marker, &marker) {
+                (Some(seen), Some(m)) => seen != m,
+                (None, Some(_)) => false,
+                (_, None) => true,
+            };
+            // Either way the marker read is the one to compare with from now on, so one
+            // loss makes one quarantine.
+            guard.marker = marker;
+            changed
+        };
+        if went_back || marker_changed {
+            return Err(self.lost(seq, floor));
         }
         self.shared.floor.fetch_max(seq, Ordering::SeqCst);
         Ok(value)
