@@ -167,6 +167,11 @@ struct Cli {
     /// (restarted empty) [default: 600]
     #[arg(long, value_name = "SECS", requires = "redis")]
     redis_quarantine: Option<u64>,
+
+    /// gRPC authorization policy file (gRFC A43 JSON), checked on every call after the
+    /// other flags; callers are named `{scheme}:{subject}` (`jwt:ada`, `api-key:billing`)
+    #[arg(long, value_name = "JSON_FILE", value_parser = flags::authz_policy)]
+    authz_policy: Option<grpc_auth::authz::AuthorizationPolicy>,
 }
 
 impl Cli {
@@ -196,6 +201,7 @@ impl Cli {
             redis: self.redis,
             redis_prefix: self.redis_prefix,
             redis_quarantine: self.redis_quarantine.map(std::time::Duration::from_secs),
+            authz_policy: self.authz_policy,
             ..ServerConfig::default()
         };
         (self.addr, config)

@@ -103,6 +103,8 @@ pub(crate) struct ServerConfig {
     /// How long replay and revocation checks are refused after Redis lost its data
     /// (default 10 minutes).
     pub(crate) redis_quarantine: Option<Duration>,
+    /// A gRPC authorization policy (gRFC A43) checked on every call.
+    pub(crate) authz_policy: Option<grpc_auth::authz::AuthorizationPolicy>,
 }
 
 /// Counts the calls on which `A` found its credential.
@@ -335,7 +337,11 @@ impl ServerConfig {
     }
 
     pub(crate) fn layer(&self) -> Result<AuthLayer<BoxAuthenticator>, String> {
-        Ok(AuthLayer::new(self.authenticator()?).policy(self.policy()))
+        let layer = AuthLayer::new(self.authenticator()?).policy(self.policy());
+        Ok(match &self.authz_policy {
+            Some(p) => layer.authorization_policy(p.clone()),
+            None => layer,
+        })
     }
 }
 

@@ -2,8 +2,9 @@
 //! C-core accept, parsed and evaluated.
 //!
 //! Work in progress (issue 13): this module parses and validates a policy and decides
-//! a call from its method path, its metadata and its peer's principal names. Wiring
-//! into the layer, mTLS principals, file watching and audit loggers come next.
+//! a call from its method path, its metadata and its peer's principal names; the layer
+//! applies it with [`AuthLayer::authorization_policy`](crate::AuthLayer::authorization_policy).
+//! mTLS principals, file watching and audit loggers come next.
 //!
 //! ```
 //! use grpc_auth::authz::{AuthorizationPolicy, Peer};
@@ -78,27 +79,41 @@ pub enum Peer {
     /// No TLS and no authenticated principal: matches no principal pattern (a rule
     /// without `source` still matches).
     Unauthenticated,
-    /// A TLS peer: its certificate's names in A43's order (URI SANs, then DNS SANs,
-    /// then the subject); empty when it sent no client certificate (then only `""`
-    /// matches).
-    Tls(Vec<String>),
+    /// An authenticated peer by its names: a TLS peer's certificate names in A43's
+    /// order (URI SANs, then DNS SANs, then the subject), empty when it sent no client
+    /// certificate (then only `""` matches); or a grpc-auth principal ([`Peer::of`]).
+    Authenticated(Vec<String>),
 }
 
 impl Peer {
+    /// The peer a grpc-auth [`Principal`](crate::Principal) stands for, named
+    /// `{scheme}:{subject}` (`jwt:ada`, `api-key:billing`, `basic:ada`, `hmac:svc-a`):
+    /// the scheme is part of the name, so a token whose subject looks like a workload's
+    /// SPIFFE ID does not match that workload's rules.
+    pub fn of(principal: &crate::Principal) -> Self {
+        Self::Authenticated(vec![format!(
+            "{}:{}",
+            principal.scheme(),
+            principal.subject()
+        )])
+    }
+
     /// A TLS peer with these names (URI SANs, then DNS SANs, then the subject).
     pub fn tls<I, S>(names: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self::Tls(names.into_iter().map(Into::into).collect())
+        Self::Authenticated(names.into_iter().map(Into::into).collect())
     }
 
     fn matches(&self, pattern: &Pattern) -> bool {
         match self {
             Self::Unauthenticated => false,
-            Self::Tls(names) if names.is_empty() => *pattern == Pattern::Exact(String::new()),
-            Self::Tls(names) => names.iter().any(|n| pattern.matches(n)),
+            Self::Authenticated(names) if names.is_empty() => {
+                *pattern == Pattern::Exact(String::new())
+            }
+            Self::Authenticated(names) => names.iter().any(|n| pattern.matches(n)),
         }
     }
 }

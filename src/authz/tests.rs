@@ -202,7 +202,7 @@ fn grpc_go_valid_policy_decides_as_its_translation() {
         "\"*\" needs a principal"
     );
     assert_eq!(
-        decide(&p, "path-foo", &none, &Peer::Tls(Vec::new())),
+        decide(&p, "path-foo", &none, &Peer::Authenticated(Vec::new())),
         NO_RULE,
         "\"*\" needs a non-empty principal"
     );
@@ -272,7 +272,7 @@ fn the_empty_principal_matches_a_tls_peer_without_a_certificate() {
     .unwrap();
     let h = HeaderMap::new();
     assert_eq!(
-        decide(&p, "/a/b", &h, &Peer::Tls(Vec::new())),
+        decide(&p, "/a/b", &h, &Peer::Authenticated(Vec::new())),
         allowed_by("allow_authenticated")
     );
     assert_eq!(

@@ -61,6 +61,7 @@ pub struct AuthLayer<A> {
 pub(crate) struct Config {
     pub(crate) policy: Policy,
     pub(crate) max_value_len: usize,
+    pub(crate) authz: Option<Arc<crate::authz::AuthorizationPolicy>>,
 }
 
 impl<A: Authenticator> AuthLayer<A> {
@@ -72,6 +73,7 @@ impl<A: Authenticator> AuthLayer<A> {
             config: Arc::new(Config {
                 policy: Policy::new(),
                 max_value_len: DEFAULT_MAX_VALUE_LEN,
+                authz: None,
             }),
         }
     }
@@ -79,6 +81,17 @@ impl<A: Authenticator> AuthLayer<A> {
     /// Sets the per-method policy.
     pub fn policy(mut self, policy: Policy) -> Self {
         Arc::make_mut(&mut self.config).policy = policy;
+        self
+    }
+
+    /// Also checks every call against a gRPC authorization policy (gRFC A43), after the
+    /// per-method [`Policy`] and authentication: a call it denies is refused
+    /// `PERMISSION_DENIED` "unauthorized RPC request rejected". A public method's call
+    /// is checked as from an unauthenticated peer. An authenticated caller is named in
+    /// the policy's `principals` as `{scheme}:{subject}` (`jwt:ada`, `api-key:billing`,
+    /// `basic:ada`, `hmac:svc-a`); see [`authz::Peer`](crate::authz::Peer).
+    pub fn authorization_policy(mut self, policy: crate::authz::AuthorizationPolicy) -> Self {
+        Arc::make_mut(&mut self.config).authz = Some(Arc::new(policy));
         self
     }
 
@@ -104,6 +117,10 @@ impl<A> fmt::Debug for AuthLayer<A> {
             .field("authenticator", &std::any::type_name::<A>())
             .field("policy", &self.config.policy)
             .field("max_value_len", &self.config.max_value_len)
+            .field(
+                "authorization_policy",
+                &self.config.authz.as_ref().map(|p| p.name()),
+            )
             .finish()
     }
 }

@@ -12,6 +12,7 @@ use super::Config;
 use super::drain::drain;
 use super::future::ResponseFuture;
 use crate::authn::{AuthRequest, Authenticated, Authenticator};
+use crate::authz::{AuthorizationPolicy, Peer};
 use crate::{AuthError, Rule};
 
 /// The middleware [`AuthLayer`](super::AuthLayer) produces. See the [module docs](super).
@@ -55,6 +56,15 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let rule = self.config.policy.shared_rule_for(req.uri().path());
         if rule.is_public() {
+            if let Some(authz) = &self.config.authz {
+                let d = authz.decide(req.uri().path(), req.headers(), &Peer::Unauthenticated);
+                if !d.allowed {
+                    let status = rejected(req.uri().path(), &policy_denied());
+                    let peer = remote_ip(req.extensions());
+                    drain(req.into_body(), peer);
+                    return ResponseFuture::rejected(status.into_http());
+                }
+            }
             return ResponseFuture::call(self.inner.call(req));
         }
         if matches!(**rule, Rule::Deny) {
@@ -72,6 +82,7 @@ where
             self.authenticator.clone(),
             self.config.max_value_len,
             rule,
+            self.config.authz.clone(),
             req,
         );
         ResponseFuture::authorize(Box::pin(authorize), ready)
@@ -84,6 +95,7 @@ async fn authorize<A, B>(
     authenticator: Arc<A>,
     max_value_len: usize,
     rule: Arc<Rule>,
+    authz: Option<Arc<AuthorizationPolicy>>,
     mut req: Request<B>,
 ) -> Result<(Request<B>, Option<Box<HeaderMap>>), Status>
 where
@@ -100,7 +112,18 @@ where
         Ok(Some(found)) if !judged_authorization(&found, req.headers()) => Err(
             AuthError::unauthenticated("unsupported authorization scheme"),
         ),
-        Ok(Some(found)) => rule.check(&found.principal).map(|()| found),
+        Ok(Some(found)) => rule.check(&found.principal).and_then(|()| match &authz {
+            Some(policy) => {
+                let peer = Peer::of(&found.principal);
+                let d = policy.decide(req.uri().path(), req.headers(), &peer);
+                if d.allowed {
+                    Ok(found)
+                } else {
+                    Err(policy_denied())
+                }
+            }
+            None => Ok(found),
+        }),
         Ok(None) if req.headers().contains_key(AUTHORIZATION) => Err(AuthError::unauthenticated(
             "unsupported authorization scheme",
         )),
@@ -127,6 +150,11 @@ where
             Err(status)
         }
     }
+}
+
+/// A call the authorization policy denied (grpc-go's words).
+fn policy_denied() -> AuthError {
+    AuthError::permission_denied("unauthorized RPC request rejected")
 }
 
 /// The caller's IP address from tonic's connection info.
