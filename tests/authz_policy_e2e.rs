@@ -172,3 +172,124 @@ async fn public_methods_are_checked_as_from_an_unauthenticated_peer() {
         ))
     );
 }
+
+/// Records the audited decisions.
+#[derive(Debug, Default)]
+struct Capture(std::sync::Mutex<Vec<grpc_auth::authz::AuditEvent>>);
+
+impl grpc_auth::authz::AuditLogger for Capture {
+    fn log(&self, event: &grpc_auth::authz::AuditEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+async fn audited(condition: &str) -> (Channel, std::sync::Arc<Capture>) {
+    let capture = std::sync::Arc::new(Capture::default());
+    let sink = capture.clone();
+    let registry = grpc_auth::authz::AuditLoggerRegistry::new().register("capture", move |_| {
+        Ok(sink.clone() as std::sync::Arc<dyn grpc_auth::authz::AuditLogger>)
+    });
+    let mut doc: serde_json::Value = serde_json::from_str(POLICY).unwrap();
+    doc["audit_logging_options"] = json!({
+        "audit_condition": condition,
+        "audit_loggers": [
+            {"name": "capture", "config": {}},
+            {"name": "not_installed", "config": {}, "is_optional": true}
+        ]
+    });
+    let policy =
+        AuthorizationPolicy::from_json_with(&doc.to_string(), &registry).expect("valid policy");
+    let pki = tls::test_pki();
+    let config = greeter::ServerConfig {
+        api_keys: vec![
+            ("k-billing".into(), "billing".into()),
+            ("k-ops".into(), "ops".into()),
+        ],
+        authz_policy: Some(policy),
+        tls: Some((pki.cert_pem.into_bytes(), pki.key_pem.into_bytes())),
+        ..Default::default()
+    };
+    let addr = greeter::spawn(config).await;
+    (tls::channel(addr.port(), &pki.ca_pem).await, capture)
+}
+
+fn event(
+    method: &str,
+    principal: &str,
+    rule: &str,
+    authorized: bool,
+) -> grpc_auth::authz::AuditEvent {
+    grpc_auth::authz::AuditEvent {
+        rpc_method: method.into(),
+        principal: principal.into(),
+        policy_name: "greeter".into(),
+        matched_rule: rule.into(),
+        authorized,
+    }
+}
+
+#[tokio::test]
+async fn decisions_are_audited_as_the_condition_says_and_never_carry_a_credential() {
+    let (ch, capture) = audited("ON_DENY_AND_ALLOW").await;
+    assert!(
+        hello(&ch, false, &[("x-api-key", "k-billing")])
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        hello(&ch, true, &[("x-api-key", "k-billing")]).await,
+        denied()
+    );
+    let events = capture.0.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        vec![
+            event(
+                "/helloworld.Greeter/SayHello",
+                "api-key:billing",
+                "keys",
+                true
+            ),
+            event(
+                "/helloworld.Greeter/SayHelloAdmin",
+                "api-key:billing",
+                "no_admin_for_billing",
+                false
+            ),
+        ]
+    );
+    assert!(!format!("{events:?}").contains("k-billing"));
+
+    let (ch, capture) = audited("ON_DENY").await;
+    assert!(hello(&ch, false, &[("x-api-key", "k-ops")]).await.is_ok());
+    assert_eq!(
+        hello(&ch, true, &[("x-api-key", "k-billing")]).await,
+        denied()
+    );
+    assert_eq!(
+        capture.0.lock().unwrap().clone(),
+        vec![event(
+            "/helloworld.Greeter/SayHelloAdmin",
+            "api-key:billing",
+            "no_admin_for_billing",
+            false
+        )]
+    );
+
+    let (ch, capture) = audited("NONE").await;
+    assert!(hello(&ch, false, &[("x-api-key", "k-ops")]).await.is_ok());
+    assert!(capture.0.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_policy_naming_an_unregistered_logger_is_invalid() {
+    let mut doc: serde_json::Value = serde_json::from_str(POLICY).unwrap();
+    doc["audit_logging_options"] =
+        json!({"audit_condition": "ON_DENY", "audit_loggers": [{"name": "nope", "config": {}}]});
+    assert_eq!(
+        AuthorizationPolicy::from_json(&doc.to_string())
+            .unwrap_err()
+            .to_string(),
+        "invalid authorization policy: audit logger nope is not registered"
+    );
+}

@@ -30,10 +30,17 @@
 //! any non-empty value, `"abc*"` a prefix, `"*abc"` a suffix, anything else exact.
 //! Several values of one header are joined with `,` before matching.
 
+mod audit;
+
 use std::fmt;
+use std::sync::Arc;
 
 use http::HeaderMap;
 use serde::Deserialize;
+
+pub use audit::{
+    AuditEvent, AuditLogger, AuditLoggerFactory, AuditLoggerRegistry, JsonLinesLogger,
+};
 
 /// Why a policy is invalid: where in the document, and what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +184,7 @@ pub struct AuthorizationPolicy {
     allow: Vec<Rule>,
     audit_condition: AuditCondition,
     audit_loggers: Vec<AuditLoggerConfig>,
+    loggers: Vec<Arc<dyn AuditLogger>>,
 }
 
 /// What the policy decided for a call.
@@ -321,8 +329,15 @@ fn rules(doc: Vec<DocRule>, field: &str) -> Result<Vec<Rule>, PolicyError> {
 }
 
 impl AuthorizationPolicy {
-    /// Parses and validates a policy (A43, with A59's `audit_logging_options`).
+    /// Parses and validates a policy (A43, with A59's `audit_logging_options`; its
+    /// loggers from the built-in ones: `stdout_logger`).
     pub fn from_json(json: &str) -> Result<Self, PolicyError> {
+        Self::from_json_with(json, &AuditLoggerRegistry::default())
+    }
+
+    /// [`from_json`](Self::from_json), the audit loggers the policy names taken from
+    /// `registry` (an unknown one is an error unless `is_optional`).
+    pub fn from_json_with(json: &str, registry: &AuditLoggerRegistry) -> Result<Self, PolicyError> {
         let doc: Doc = serde_json::from_str(json)
             .map_err(|e| err(format!("failed to unmarshal policy: {e}")))?;
         let name = doc
@@ -366,13 +381,37 @@ impl AuthorizationPolicy {
                 (condition, loggers)
             }
         };
+        let loggers = registry.build(&audit_loggers)?;
         Ok(Self {
             name,
             deny,
             allow,
             audit_condition,
             audit_loggers,
+            loggers,
         })
+    }
+
+    /// [`decide`](Self::decide), and the decision audited when the policy's
+    /// `audit_condition` says so: what the layer calls.
+    pub fn check(&self, path: &str, headers: &HeaderMap, peer: &Peer) -> Decision {
+        let decision = self.decide(path, headers, peer);
+        if !self.loggers.is_empty() && self.audit_condition.audits(decision.allowed) {
+            let event = AuditEvent {
+                rpc_method: path.to_owned(),
+                principal: match peer {
+                    Peer::Authenticated(names) => names.first().cloned().unwrap_or_default(),
+                    Peer::Unauthenticated => String::new(),
+                },
+                policy_name: self.name.clone(),
+                matched_rule: decision.matched_rule.clone().unwrap_or_default(),
+                authorized: decision.allowed,
+            };
+            for logger in &self.loggers {
+                logger.log(&event);
+            }
+        }
+        decision
     }
 
     /// The policy's `name`.

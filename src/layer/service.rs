@@ -57,7 +57,7 @@ where
         let rule = self.config.policy.shared_rule_for(req.uri().path());
         if rule.is_public() {
             if let Some(authz) = &self.config.authz {
-                let d = authz.decide(req.uri().path(), req.headers(), &Peer::Unauthenticated);
+                let d = authz.check(req.uri().path(), req.headers(), &Peer::Unauthenticated);
                 if !d.allowed {
                     let status = rejected(req.uri().path(), &policy_denied());
                     let peer = remote_ip(req.extensions());
@@ -115,7 +115,7 @@ where
         Ok(Some(found)) => rule.check(&found.principal).and_then(|()| match &authz {
             Some(policy) => {
                 let peer = Peer::of(&found.principal);
-                let d = policy.decide(req.uri().path(), req.headers(), &peer);
+                let d = policy.check(req.uri().path(), req.headers(), &peer);
                 if d.allowed {
                     Ok(found)
                 } else {
