@@ -33,7 +33,7 @@
 mod audit;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use http::HeaderMap;
 use serde::Deserialize;
@@ -477,6 +477,37 @@ impl HeaderRule {
             joined.push_str(v);
         }
         self.values.iter().any(|p| p.matches(&joined))
+    }
+}
+
+/// A policy that can be replaced while serving (a reloaded file): what the layer holds.
+/// Clones share it.
+#[derive(Clone, Debug)]
+pub struct SharedPolicy(Arc<RwLock<Arc<AuthorizationPolicy>>>);
+
+impl SharedPolicy {
+    /// Serves `policy` until [`replace`](Self::replace)d.
+    pub fn new(policy: AuthorizationPolicy) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(policy))))
+    }
+
+    /// The policy in force.
+    pub fn current(&self) -> Arc<AuthorizationPolicy> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `policy` in force for the calls that start from now on.
+    pub fn replace(&self, policy: AuthorizationPolicy) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
+    }
+}
+
+impl From<AuthorizationPolicy> for SharedPolicy {
+    fn from(policy: AuthorizationPolicy) -> Self {
+        Self::new(policy)
     }
 }
 

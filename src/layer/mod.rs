@@ -61,7 +61,7 @@ pub struct AuthLayer<A> {
 pub(crate) struct Config {
     pub(crate) policy: Policy,
     pub(crate) max_value_len: usize,
-    pub(crate) authz: Option<Arc<crate::authz::AuthorizationPolicy>>,
+    pub(crate) authz: Option<crate::authz::SharedPolicy>,
 }
 
 impl<A: Authenticator> AuthLayer<A> {
@@ -90,8 +90,11 @@ impl<A: Authenticator> AuthLayer<A> {
     /// is checked as from an unauthenticated peer. An authenticated caller is named in
     /// the policy's `principals` as `{scheme}:{subject}` (`jwt:ada`, `api-key:billing`,
     /// `basic:ada`, `hmac:svc-a`); see [`authz::Peer`](crate::authz::Peer).
-    pub fn authorization_policy(mut self, policy: crate::authz::AuthorizationPolicy) -> Self {
-        Arc::make_mut(&mut self.config).authz = Some(Arc::new(policy));
+    ///
+    /// Takes an [`AuthorizationPolicy`](crate::authz::AuthorizationPolicy), or a
+    /// [`SharedPolicy`](crate::authz::SharedPolicy) to replace it while serving.
+    pub fn authorization_policy(mut self, policy: impl Into<crate::authz::SharedPolicy>) -> Self {
+        Arc::make_mut(&mut self.config).authz = Some(policy.into());
         self
     }
 
@@ -119,7 +122,11 @@ impl<A> fmt::Debug for AuthLayer<A> {
             .field("max_value_len", &self.config.max_value_len)
             .field(
                 "authorization_policy",
-                &self.config.authz.as_ref().map(|p| p.name()),
+                &self
+                    .config
+                    .authz
+                    .as_ref()
+                    .map(|p| p.current().name().to_owned()),
             )
             .finish()
     }

@@ -12,7 +12,7 @@ use super::Config;
 use super::drain::drain;
 use super::future::ResponseFuture;
 use crate::authn::{AuthRequest, Authenticated, Authenticator};
-use crate::authz::{AuthorizationPolicy, Peer};
+use crate::authz::{Peer, SharedPolicy};
 use crate::{AuthError, Rule};
 
 /// The middleware [`AuthLayer`](super::AuthLayer) produces. See the [module docs](super).
@@ -57,7 +57,10 @@ where
         let rule = self.config.policy.shared_rule_for(req.uri().path());
         if rule.is_public() {
             if let Some(authz) = &self.config.authz {
-                let d = authz.check(req.uri().path(), req.headers(), &Peer::Unauthenticated);
+                let d =
+                    authz
+                        .current()
+                        .check(req.uri().path(), req.headers(), &Peer::Unauthenticated);
                 if !d.allowed {
                     let status = rejected(req.uri().path(), &policy_denied());
                     let peer = remote_ip(req.extensions());
@@ -95,7 +98,7 @@ async fn authorize<A, B>(
     authenticator: Arc<A>,
     max_value_len: usize,
     rule: Arc<Rule>,
-    authz: Option<Arc<AuthorizationPolicy>>,
+    authz: Option<SharedPolicy>,
     mut req: Request<B>,
 ) -> Result<(Request<B>, Option<Box<HeaderMap>>), Status>
 where
@@ -115,7 +118,9 @@ where
         Ok(Some(found)) => rule.check(&found.principal).and_then(|()| match &authz {
             Some(policy) => {
                 let peer = Peer::of(&found.principal);
-                let d = policy.check(req.uri().path(), req.headers(), &peer);
+                let d = policy
+                    .current()
+                    .check(req.uri().path(), req.headers(), &peer);
                 if d.allowed {
                     Ok(found)
                 } else {
