@@ -47,6 +47,14 @@ struct Cli {
     #[arg(long, value_name = "PEM_FILE", value_parser = flags::read_file)]
     ca: Option<FileBytes>,
 
+    /// PEM client certificate to present (mutual TLS, with --key)
+    #[arg(long, value_name = "PEM_FILE", value_parser = flags::read_file, requires = "key")]
+    cert: Option<FileBytes>,
+
+    /// PEM private key of --cert
+    #[arg(long, value_name = "PEM_FILE", value_parser = flags::read_file, requires = "cert")]
+    key: Option<FileBytes>,
+
     /// Name to greet
     #[arg(long, default_value = "Ada")]
     name: String,
@@ -213,11 +221,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let creds = credentials(&matches, &mut cli);
     let target = cli.addr;
     let mut endpoint = Endpoint::from(target.clone());
-    if let Some(ca) = &cli.ca {
-        endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca.0)))?;
-    } else if target.scheme_str() == Some("https") {
-        endpoint = endpoint.tls_config(ClientTlsConfig::new().with_enabled_roots())?;
+    let mut tls = match &cli.ca {
+        Some(ca) => Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca.0))),
+        None if target.scheme_str() == Some("https") => {
+            Some(ClientTlsConfig::new().with_enabled_roots())
+        }
+        None => None,
+    };
+    if let (Some(cert), Some(key)) = (&cli.cert, &cli.key) {
+        let identity = tonic::transport::Identity::from_pem(&cert.0, &key.0);
+        tls = Some(tls.unwrap_or_default().identity(identity));
+    }
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls)?;
     }
     let channel = endpoint.connect().await?;
     let mut layer = CredentialsLayer::new(creds, target);

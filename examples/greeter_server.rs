@@ -135,6 +135,17 @@ struct Cli {
     )]
     tls_key: Option<FileBytes>,
 
+    /// PEM CA for client certificates (mutual TLS, with --tls-cert): a verified
+    /// certificate authenticates by its SPIFFE ID, DNS SAN or subject (scheme `mtls`); a
+    /// call without one falls through to the other schemes
+    #[arg(
+        long,
+        value_name = "PEM_FILE",
+        value_parser = flags::read_file,
+        requires = "tls_cert"
+    )]
+    client_ca: Option<FileBytes>,
+
     /// Answer Basic logins with `authorization: Bearer <token>` (HS256, 15 minutes)
     #[arg(long)]
     issue_tokens: bool,
@@ -202,6 +213,7 @@ impl Cli {
             redis_prefix: self.redis_prefix,
             redis_quarantine: self.redis_quarantine.map(std::time::Duration::from_secs),
             authz_policy: self.authz_policy,
+            client_ca: self.client_ca.map(|f| f.0),
             ..ServerConfig::default()
         };
         (self.addr, config)

@@ -105,6 +105,10 @@ pub(crate) struct ServerConfig {
     pub(crate) redis_quarantine: Option<Duration>,
     /// A gRPC authorization policy (gRFC A43) checked on every call.
     pub(crate) authz_policy: Option<grpc_auth::authz::AuthorizationPolicy>,
+    /// PEM CA that verifies client certificates (with `tls`): a verified certificate
+    /// authenticates by its identity (SPIFFE ID, DNS SAN or subject); a call without
+    /// one falls through to the other schemes.
+    pub(crate) client_ca: Option<Vec<u8>>,
 }
 
 /// Counts the calls on which `A` found its credential.
@@ -179,6 +183,9 @@ impl ServerConfig {
     pub(crate) fn authenticator(&self) -> Result<BoxAuthenticator, String> {
         let store = self.store()?;
         let mut auth = NoAuthenticator.boxed();
+        if self.client_ca.is_some() {
+            auth = auth.or(grpc_auth::authn::MtlsAuthenticator::new()).boxed();
+        }
         let mut basic = None;
         if !self.basic_users.is_empty() {
             let mut b = BasicAuthenticator::new();
@@ -356,8 +363,16 @@ pub(crate) async fn serve(
     let mut builder = tonic::transport::Server::builder();
     if let Some((cert, key)) = &config.tls {
         let identity = tonic::transport::Identity::from_pem(cert, key);
-        builder =
-            builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+        let mut tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &config.client_ca {
+            // Verified when presented; optional, so other schemes serve callers without.
+            tls = tls
+                .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+                .client_auth_optional(true);
+        }
+        builder = builder.tls_config(tls)?;
+    } else if config.client_ca.is_some() {
+        return Err("client certificates need TLS (--tls-cert, --tls-key)".into());
     }
     builder
         .timeout(Duration::from_secs(30))

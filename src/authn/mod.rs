@@ -31,6 +31,7 @@ mod compose;
 mod failures;
 pub mod hmac;
 pub mod jwt;
+mod mtls;
 pub(crate) mod request;
 pub mod revocation;
 pub mod token_exchange;
@@ -48,8 +49,9 @@ pub use compose::{AllOf, AnyOf};
 pub use failures::FailureLimits;
 pub use hmac::{HmacAuthenticator, HmacVerifier};
 pub use jwt::JwtAuthenticator;
+pub use mtls::MtlsAuthenticator;
 pub(crate) use request::DEFAULT_MAX_VALUE_LEN;
-pub use request::{AuthRequest, Authorization};
+pub use request::{AuthRequest, Authorization, PeerCertificates};
 pub use token_exchange::TokenExchange;
 
 use crate::secret::RedactedHeaders;

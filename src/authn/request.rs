@@ -36,6 +36,26 @@ pub struct AuthRequest<'a> {
     reads: Option<&'a Reads>,
 }
 
+/// A verified client certificate chain, leaf first (DER).
+#[derive(Clone, Debug)]
+pub struct PeerCertificates(std::sync::Arc<Vec<tonic::transport::CertificateDer<'static>>>);
+
+impl PeerCertificates {
+    /// The client's own certificate (DER).
+    pub fn leaf(&self) -> Option<&[u8]> {
+        self.0.first().map(|c| c.as_ref())
+    }
+
+    /// The SHA-256 thumbprint of the leaf, base64url without padding (RFC 8705's
+    /// `x5t#S256`).
+    pub fn leaf_thumbprint(&self) -> Option<String> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let leaf = self.leaf()?;
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(leaf)))
+    }
+}
+
 /// The metadata keys a scheme read through [`AuthRequest::single_value`] (and so
 /// [`AuthRequest::authorization`]): what a scheme that names no credential is taken to
 /// have judged, once it accepted. Each composition step records its own schemes; what a
@@ -163,6 +183,25 @@ impl<'a> AuthRequest<'a> {
     /// `None` outside a tonic server.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.extensions?.get::<TcpConnectInfo>()?.remote_addr()
+    }
+
+    /// The client certificate chain (DER, leaf first) tonic's TLS server verified for
+    /// this connection; `None` without TLS or when the client sent none.
+    pub fn peer_certificates(&self) -> Option<PeerCertificates> {
+        let info = self
+            .extensions?
+            .get::<tonic::transport::server::TlsConnectInfo<TcpConnectInfo>>()?;
+        info.peer_certs()
+            .filter(|c| !c.is_empty())
+            .map(PeerCertificates)
+    }
+
+    /// Whether the call came over TLS (tonic's TLS server).
+    pub fn is_tls(&self) -> bool {
+        self.extensions.is_some_and(|e| {
+            e.get::<tonic::transport::server::TlsConnectInfo<TcpConnectInfo>>()
+                .is_some()
+        })
     }
 
     /// The single value of metadata `name` as ASCII text, or `None` when absent.

@@ -97,7 +97,30 @@ impl Peer {
     /// `{scheme}:{subject}` (`jwt:ada`, `api-key:billing`, `basic:ada`, `hmac:svc-a`):
     /// the scheme is part of the name, so a token whose subject looks like a workload's
     /// SPIFFE ID does not match that workload's rules.
+    ///
+    /// A principal of the `mtls` scheme ([`MtlsAuthenticator`](crate::authn::MtlsAuthenticator))
+    /// is named as A43 names a TLS peer: its URI SANs, then DNS SANs, then subject.
     pub fn of(principal: &crate::Principal) -> Self {
+        if principal.scheme() == "mtls" {
+            let claims = principal.claims();
+            let list = |key: &str| {
+                claims
+                    .get(key)
+                    .and_then(serde_json::Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            };
+            let mut names = list("uri_sans");
+            names.extend(list("dns_sans"));
+            if let Some(subject) = claims.get("subject").and_then(serde_json::Value::as_str) {
+                names.push(subject.to_owned());
+            }
+            return Self::Authenticated(names);
+        }
         Self::Authenticated(vec![format!(
             "{}:{}",
             principal.scheme(),

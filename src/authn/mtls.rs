@@ -1,0 +1,196 @@
+//! [`MtlsAuthenticator`]: the client certificate tonic's TLS server verified, as a
+//! workload identity.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::FromDer;
+
+use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
+use crate::{AuthError, Principal};
+
+/// Authenticates a call by the client certificate of its TLS connection (mutual TLS).
+///
+/// The TLS server verifies the chain against its client CA
+/// (`ServerTlsConfig::client_ca_root`); this authenticator names the caller and applies
+/// acceptance rules. The principal's subject is, in order:
+/// - the SPIFFE ID: the certificate's `spiffe://` URI SAN (an X.509-SVID has exactly
+///   one; a certificate with several is refused);
+/// - else its first DNS SAN;
+/// - else its subject (`CN=billing,O=Example`).
+///
+/// The scheme is `mtls`; the claims hold `uri_sans`, `dns_sans`, `subject` and the
+/// leaf's `x5t#S256` thumbprint. A call without a client certificate (no TLS, or TLS
+/// without one) is absent (`Ok(None)`), so `mtls.or(jwt)` falls through to the token
+/// and `mtls.and(jwt)` needs both.
+///
+/// Rules: with none, every certificate the TLS server verified is accepted. With any,
+/// the identity must match one: [`trust_domain`](Self::trust_domain) (a SPIFFE ID in
+/// that domain), [`id`](Self::id) (exactly this identity), [`prefix`](Self::prefix).
+/// Anything else is `UNAUTHENTICATED` "client certificate identity not accepted".
+///
+/// ```
+/// use grpc_auth::authn::MtlsAuthenticator;
+/// let mtls = MtlsAuthenticator::new()
+///     .trust_domain("prod.example.org")
+///     .id("spiffe://ops.example.org/ns/admin/sa/console");
+/// # let _ = mtls;
+/// ```
+#[derive(Clone, Default)]
+pub struct MtlsAuthenticator {
+    trust_domains: Vec<String>,
+    ids: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+/// The names of a certificate, as A43 orders them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct CertNames {
+    pub(crate) uris: Vec<String>,
+    pub(crate) dns: Vec<String>,
+    pub(crate) subject: String,
+}
+
+/// Reads a certificate's URI SANs, DNS SANs and subject.
+pub(crate) fn cert_names(der: &[u8]) -> Result<CertNames, AuthError> {
+    let invalid = || AuthError::unauthenticated("invalid client certificate");
+    let (_, cert) =
+        x509_parser::certificate::X509Certificate::from_der(der).map_err(|_| invalid())?;
+    let mut names = CertNames {
+        subject: cert.subject().to_string(),
+        ..CertNames::default()
+    };
+    if let Some(san) = cert.subject_alternative_name().map_err(|_| invalid())? {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::URI(uri) => names.uris.push((*uri).to_owned()),
+                GeneralName::DNSName(dns) => names.dns.push((*dns).to_owned()),
+                _ => {}
+            }
+        }
+    }
+    Ok(names)
+}
+
+impl MtlsAuthenticator {
+    /// Accepts every certificate the TLS server verified, until rules are added.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accepts SPIFFE IDs in `domain` (`spiffe://<domain>/...`).
+    pub fn trust_domain(mut self, domain: impl Into<String>) -> Self {
+        self.trust_domains.push(domain.into());
+        self
+    }
+
+    /// Accepts exactly this identity (a SPIFFE ID, a DNS name or a subject).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.ids.push(id.into());
+        self
+    }
+
+    /// Accepts identities starting with `prefix` (`spiffe://example.org/ns/prod/`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefixes.push(prefix.into());
+        self
+    }
+
+    fn accepts(&self, identity: &str) -> bool {
+        if self.trust_domains.is_empty() && self.ids.is_empty() && self.prefixes.is_empty() {
+            return true;
+        }
+        let domain = identity
+            .strip_prefix("spiffe://")
+            .map(|rest| rest.split('/').next().unwrap_or_default());
+        domain.is_some_and(|d| self.trust_domains.iter().any(|t| t == d))
+            || self.ids.iter().any(|i| i == identity)
+            || self
+                .prefixes
+                .iter()
+                .any(|p| identity.starts_with(p.as_str()))
+    }
+}
+
+impl Authenticator for MtlsAuthenticator {
+    async fn authenticate(&self, req: &AuthRequest<'_>) -> AuthResult {
+        let Some(certs) = req.peer_certificates() else {
+            return Ok(None);
+        };
+        let leaf = certs
+            .leaf()
+            .ok_or_else(|| AuthError::unauthenticated("invalid client certificate"))?;
+        let names = cert_names(leaf)?;
+        let spiffe: Vec<&String> = names
+            .uris
+            .iter()
+            .filter(|u| u.starts_with("spiffe://"))
+            .collect();
+        let identity = match (spiffe.as_slice(), names.dns.first()) {
+            ([one], _) => (*one).clone(),
+            ([_, _, ..], _) => {
+                return Err(AuthError::unauthenticated(
+                    "client certificate has several SPIFFE IDs",
+                ));
+            }
+            ([], Some(dns)) => dns.clone(),
+            ([], None) => names.subject.clone(),
+        };
+        if identity.is_empty() || !self.accepts(&identity) {
+            return Err(AuthError::unauthenticated(
+                "client certificate identity not accepted",
+            ));
+        }
+        let mut claims = Map::new();
+        claims.insert("uri_sans".into(), Value::from(names.uris));
+        claims.insert("dns_sans".into(), Value::from(names.dns));
+        claims.insert("subject".into(), Value::from(names.subject));
+        if let Some(x5t) = certs.leaf_thumbprint() {
+            claims.insert("x5t#S256".into(), Value::from(x5t));
+        }
+        Ok(Some(Authenticated::new(
+            Principal::new(identity, "mtls").with_claims(claims),
+        )))
+    }
+}
+
+impl fmt::Debug for MtlsAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MtlsAuthenticator")
+            .field("trust_domains", &self.trust_domains)
+            .field("ids", &self.ids)
+            .field("prefixes", &self.prefixes)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_accept_by_trust_domain_exact_id_or_prefix() {
+        let any = MtlsAuthenticator::new();
+        assert!(any.accepts("CN=whoever"));
+        let m = MtlsAuthenticator::new()
+            .trust_domain("prod.example.org")
+            .id("api.example.com")
+            .prefix("spiffe://ops.example.org/ns/admin/");
+        assert!(m.accepts("spiffe://prod.example.org/ns/billing/sa/api"));
+        assert!(!m.accepts("spiffe://prod.example.org.evil/ns/x"));
+        assert!(!m.accepts("spiffe://evil.org/prod.example.org"));
+        assert!(m.accepts("api.example.com"));
+        assert!(!m.accepts("api.example.com.evil"));
+        assert!(m.accepts("spiffe://ops.example.org/ns/admin/sa/console"));
+        assert!(!m.accepts("spiffe://ops.example.org/ns/other"));
+    }
+
+    #[test]
+    fn garbage_is_an_invalid_certificate() {
+        assert_eq!(
+            cert_names(b"not a certificate").unwrap_err(),
+            AuthError::unauthenticated("invalid client certificate")
+        );
+    }
+}
