@@ -8,6 +8,8 @@
 
 #[path = "support/greeter.rs"]
 mod greeter;
+#[path = "support/tls.rs"]
+mod tls;
 #[path = "support/tokens.rs"]
 mod tokens;
 
@@ -266,8 +268,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
     }
     let client_failures = client_side(addr).await?;
-    let total = cases.len() + CLIENT_CASES;
-    let failures = failures + client_failures;
+    let mtls_failures = mtls_and_policy().await?;
+    let total = cases.len() + CLIENT_CASES + MTLS_CASES;
+    let failures = failures + client_failures + mtls_failures;
     println!(
         "\n{total} cases, {} as expected, {failures} unexpected",
         total - failures
@@ -279,6 +282,104 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 }
 
 const CLIENT_CASES: usize = 8;
+const MTLS_CASES: usize = 4;
+
+/// A second greeter over TLS that verifies client certificates (made here with a
+/// throwaway CA) and applies an authorization policy file (gRFC A43).
+async fn mtls_and_policy() -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    let pki = tls::test_pki();
+    let policy_path =
+        std::env::temp_dir().join(format!("grpc-auth-demo-{}.json", std::process::id()));
+    std::fs::write(
+        &policy_path,
+        r#"{"name": "demo",
+            "deny_rules": [{"name": "no_admin_for_keys", "source": {"principals": ["api-key:*"]},
+                            "request": {"paths": ["/helloworld.Greeter/SayHelloAdmin"]}}],
+            "allow_rules": [
+              {"name": "prod_workloads", "source": {"principals": ["spiffe://prod.demo/*"]}},
+              {"name": "api_keys", "source": {"principals": ["api-key:*"]}}]}"#,
+    )?;
+    let policy =
+        grpc_auth::authz::AuthorizationPolicy::from_json(&std::fs::read_to_string(&policy_path)?)?;
+    let _ = std::fs::remove_file(&policy_path);
+    let config = greeter::ServerConfig {
+        api_keys: vec![("k-123".into(), "billing-service".into())],
+        tls: Some((
+            pki.cert_pem.clone().into_bytes(),
+            pki.key_pem.clone().into_bytes(),
+        )),
+        client_ca: Some(pki.ca_pem.clone().into_bytes()),
+        authz_policy: Some(policy),
+        ..Default::default()
+    };
+    let addr = greeter::spawn(config).await;
+    let (cert, key) = pki.client_cert(&["spiffe://prod.demo/ns/billing/sa/api"], &[], "billing");
+    let prod = tls::mtls_channel(addr.port(), &pki.ca_pem, &cert, &key).await;
+    let (cert, key) = pki.client_cert(&["spiffe://dev.demo/ns/billing/sa/api"], &[], "dev");
+    let dev = tls::mtls_channel(addr.port(), &pki.ca_pem, &cert, &key).await;
+    let plain = tls::channel(addr.port(), &pki.ca_pem).await;
+    let key = || vec![("x-api-key", "k-123".to_owned())];
+    use Method::*;
+    let cases = [
+        (
+            prod.clone(),
+            Case {
+                name: "mTLS: prod workload (SPIFFE ID)",
+                method: Hello,
+                metadata: vec![],
+                expect: Code::Ok,
+                expect_text: "authenticated as spiffe://prod.demo/ns/billing/sa/api via mtls",
+            },
+        ),
+        (
+            dev,
+            Case {
+                name: "mTLS: dev workload, no rule allows",
+                method: Hello,
+                metadata: vec![],
+                expect: Code::PermissionDenied,
+                expect_text: "unauthorized RPC request rejected",
+            },
+        ),
+        (
+            plain.clone(),
+            Case {
+                name: "no client cert: API key allowed",
+                method: Hello,
+                metadata: key(),
+                expect: Code::Ok,
+                expect_text: "authenticated as billing-service via api-key",
+            },
+        ),
+        (
+            plain,
+            Case {
+                name: "API key on admin: policy deny rule",
+                method: Admin,
+                metadata: key(),
+                expect: Code::PermissionDenied,
+                expect_text: "unauthorized RPC request rejected",
+            },
+        ),
+    ];
+    println!(
+        "\nmTLS and an authorization policy file: a second greeter over TLS with a client CA\n"
+    );
+    let mut failures = 0;
+    for (channel, case) in &cases {
+        let (code, text) = call(channel.clone(), case).await;
+        let ok = code == case.expect && text.contains(case.expect_text);
+        failures += usize::from(!ok);
+        println!(
+            "{:<38} {:<18} {:<6} {}",
+            case.name,
+            format!("{code:?}"),
+            if ok { "yes" } else { "NO" },
+            text
+        );
+    }
+    Ok(failures)
+}
 
 /// Counts fetches; token n has `sub` "token-n" and lives 120 s on the demo's clock.
 struct DemoSource {
