@@ -196,14 +196,6 @@ impl<'a> AuthRequest<'a> {
             .map(PeerCertificates)
     }
 
-    /// Whether the call came over TLS (tonic's TLS server).
-    pub fn is_tls(&self) -> bool {
-        self.extensions.is_some_and(|e| {
-            e.get::<tonic::transport::server::TlsConnectInfo<TcpConnectInfo>>()
-                .is_some()
-        })
-    }
-
     /// The single value of metadata `name` as ASCII text, or `None` when absent.
     ///
     /// Rejects (`UNAUTHENTICATED`) a repeated entry, a value over the size limit,
