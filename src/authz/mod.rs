@@ -31,6 +31,7 @@
 //! Several values of one header are joined with `,` before matching.
 
 mod audit;
+mod watch;
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -41,6 +42,7 @@ use serde::Deserialize;
 pub use audit::{
     AuditEvent, AuditLogger, AuditLoggerFactory, AuditLoggerRegistry, JsonLinesLogger,
 };
+pub use watch::{PolicyFileError, PolicyWatcher, PolicyWatcherBuilder};
 
 /// Why a policy is invalid: where in the document, and what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
