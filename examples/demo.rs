@@ -309,7 +309,7 @@ async fn mtls_and_policy() -> Result<usize, Box<dyn std::error::Error + Send + S
             pki.key_pem.clone().into_bytes(),
         )),
         client_ca: Some(pki.ca_pem.clone().into_bytes()),
-        authz_policy: Some(policy),
+        authz_policy: Some(policy.into()),
         ..Default::default()
     };
     let addr = greeter::spawn(config).await;

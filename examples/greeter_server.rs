@@ -180,13 +180,24 @@ struct Cli {
     redis_quarantine: Option<u64>,
 
     /// gRPC authorization policy file (gRFC A43 JSON), checked on every call after the
-    /// other flags; callers are named `{scheme}:{subject}` (`jwt:ada`, `api-key:billing`)
+    /// other flags; callers are named `{scheme}:{subject}` (`jwt:ada`, `api-key:billing`),
+    /// client certificates by their SANs. Reloaded when it changes; a bad reload keeps the
+    /// last valid policy (and is logged)
     #[arg(long, value_name = "JSON_FILE", value_parser = flags::authz_policy)]
-    authz_policy: Option<grpc_auth::authz::AuthorizationPolicy>,
+    authz_policy: Option<String>,
+
+    /// How often --authz-policy is checked for changes, in seconds
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 1,
+        requires = "authz_policy"
+    )]
+    authz_policy_reload: u64,
 }
 
 impl Cli {
-    fn into_config(self) -> (String, ServerConfig) {
+    fn into_config(self) -> (String, ServerConfig, Option<(String, u64)>) {
         let token_keys = self.token_secret.map(|secret| {
             TokenKeys::hs256("k1", secret.as_str()).unwrap_or_else(|e| {
                 Cli::command()
@@ -212,22 +223,35 @@ impl Cli {
             redis: self.redis,
             redis_prefix: self.redis_prefix,
             redis_quarantine: self.redis_quarantine.map(std::time::Duration::from_secs),
-            authz_policy: self.authz_policy,
             client_ca: self.client_ca.map(|f| f.0),
             ..ServerConfig::default()
         };
-        (self.addr, config)
+        let watch = self
+            .authz_policy
+            .map(|path| (path, self.authz_policy_reload.max(1)));
+        (self.addr, config, watch)
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let (addr, config) = Cli::parse().into_config();
+    let (addr, mut config, watch) = Cli::parse().into_config();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // Kept for the server's life: dropping the watcher stops the reloads.
+    let _watcher = match watch {
+        Some((path, secs)) => {
+            let watcher = grpc_auth::authz::PolicyWatcher::builder(path)
+                .interval(std::time::Duration::from_secs(secs))
+                .start()?;
+            config.authz_policy = Some(watcher.policy());
+            Some(watcher)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let scheme = if config.tls.is_some() {
         "https"

@@ -43,7 +43,11 @@ async fn server(policy: &str) -> Channel {
             ("k-ops".into(), "ops".into()),
         ],
         jwt_hs256_secret: Some(SECRET.into()),
-        authz_policy: Some(AuthorizationPolicy::from_json(policy).expect("valid policy")),
+        authz_policy: Some(
+            AuthorizationPolicy::from_json(policy)
+                .expect("valid policy")
+                .into(),
+        ),
         tls: Some((pki.cert_pem.into_bytes(), pki.key_pem.into_bytes())),
         ..Default::default()
     };
@@ -205,7 +209,7 @@ async fn audited(condition: &str) -> (Channel, std::sync::Arc<Capture>) {
             ("k-billing".into(), "billing".into()),
             ("k-ops".into(), "ops".into()),
         ],
-        authz_policy: Some(policy),
+        authz_policy: Some(policy.into()),
         tls: Some((pki.cert_pem.into_bytes(), pki.key_pem.into_bytes())),
         ..Default::default()
     };

@@ -48,9 +48,10 @@ pub(crate) fn read_file(path: &str) -> Result<FileBytes, String> {
         .map_err(|e| format!("cannot read {path}: {e}"))
 }
 
-/// A gRPC authorization policy file (gRFC A43), read and validated: the error names the
-/// file and what is wrong.
-pub(crate) fn authz_policy(path: &str) -> Result<grpc_auth::authz::AuthorizationPolicy, String> {
+/// A gRPC authorization policy file (gRFC A43), read and validated at parse time (so a
+/// bad file is a usage error naming the file and the fault); its path.
+pub(crate) fn authz_policy(path: &str) -> Result<String, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    grpc_auth::authz::AuthorizationPolicy::from_json(&text).map_err(|e| format!("{path}: {e}"))
+    grpc_auth::authz::AuthorizationPolicy::from_json(&text).map_err(|e| format!("{path}: {e}"))?;
+    Ok(path.to_owned())
 }

@@ -103,8 +103,9 @@ pub(crate) struct ServerConfig {
     /// How long replay and revocation checks are refused after Redis lost its data
     /// (default 10 minutes).
     pub(crate) redis_quarantine: Option<Duration>,
-    /// A gRPC authorization policy (gRFC A43) checked on every call.
-    pub(crate) authz_policy: Option<grpc_auth::authz::AuthorizationPolicy>,
+    /// A gRPC authorization policy (gRFC A43) checked on every call (a `SharedPolicy`
+    /// a file watcher replaces as its file changes).
+    pub(crate) authz_policy: Option<grpc_auth::authz::SharedPolicy>,
     /// PEM CA that verifies client certificates (with `tls`): a verified certificate
     /// authenticates by its identity (SPIFFE ID, DNS SAN or subject); a call without
     /// one falls through to the other schemes.

@@ -1,10 +1,12 @@
 //! gRPC's authorization policy (gRFC A43): the JSON format grpc-go, grpc-java and
 //! C-core accept, parsed and evaluated.
 //!
-//! Work in progress (issue 13): this module parses and validates a policy and decides
-//! a call from its method path, its metadata and its peer's principal names; the layer
-//! applies it with [`AuthLayer::authorization_policy`](crate::AuthLayer::authorization_policy).
-//! mTLS principals, file watching and audit loggers come next.
+//! A policy is parsed and validated, and decides a call from its method path, its
+//! metadata and its peer's names ([`Peer::of`]: an mTLS caller by its certificate's
+//! names, any other by `{scheme}:{subject}`). The layer applies it with
+//! [`AuthLayer::authorization_policy`](crate::AuthLayer::authorization_policy);
+//! [`PolicyWatcher`] reloads a policy file as it changes; decisions are audited
+//! (gRFC A59) through [`AuditLogger`]s.
 //!
 //! ```
 //! use grpc_auth::authz::{AuthorizationPolicy, Peer};
