@@ -16,13 +16,14 @@
 //!
 //! Mapping: a plaintext (insecure) connection is [`Peer::Unauthenticated`]; TLS without a
 //! client certificate `Peer::Authenticated(vec![])`; a client certificate
-//! [`Peer::tls`] with its names in A43's order (URI SANs, DNS SANs, subject). The
+//! [`Peer::certificate`] (its URI SANs, else DNS SANs, else subject) or [`Peer::tls`]. The
 //! reference clients' metadata becomes request headers, next to the headers a gRPC
 //! request carries anyway (`content-type`, `te`, `user-agent`, `grpc-timeout`): a policy
 //! cannot name `grpc-*`, `te` or pseudo-headers, so those never take part.
 //!
-//! A case where this crate decides otherwise asserts the reference outcome and is
-//! `#[ignore]`d with the reason.
+//! Every case asserts the reference outcome. The three identity-precedence cases of
+//! grpc-go's rbac engine (a certificate with URI SANs is not matched by its DNS SANs or
+//! subject) failed at first and were fixed in `Peer::certificate`.
 
 use grpc_auth::authz::{AuthorizationPolicy, Peer, SharedPolicy};
 use http::HeaderMap;
@@ -1077,11 +1078,17 @@ fn precedence_case(uris: &[&str], dns: &[&str], subject_cn: &str, value: &str, w
         r#"{{"name": "authz", "allow_rules": [{{"name": "r", "source": {{"principals": ["*{value}"]}}}}]}}"#
     );
     let p = policy(&json);
-    let mut names: Vec<String> = uris.iter().chain(dns).map(|s| (*s).to_owned()).collect();
-    if !subject_cn.is_empty() {
-        names.push(format!("CN={subject_cn}"));
-    }
-    let peer = Peer::tls(names.clone());
+    let subject = if subject_cn.is_empty() {
+        String::new()
+    } else {
+        format!("CN={subject_cn}")
+    };
+    let names = (uris, dns, subject.clone());
+    let peer = Peer::certificate(
+        uris.iter().map(|s| (*s).to_owned()).collect(),
+        dns.iter().map(|s| (*s).to_owned()).collect(),
+        &subject,
+    );
     assert_eq!(
         allowed(&p, "/some/method", &[], &peer),
         want,
@@ -1105,7 +1112,6 @@ fn grpc_go_authenticated_matcher_uri_san_present_and_matches() {
 /// grpc-go `internal/xds/rbac/rbac_engine_test.go`,
 /// `TestAuthenticatedMatcherIdentitySourcePrecedence/uriSANPresentDoesNotFallbackToDNS`: want no match (PERMISSION_DENIED).
 #[test]
-#[ignore = "differs from grpc/grpc-go (#9111) and grpc/grpc-java: only the first non-empty identity source (URI SANs, else DNS SANs, else subject) is matched; Peer::tls matches any of all the names"]
 fn grpc_go_authenticated_matcher_uri_san_present_does_not_fallback_to_dns() {
     precedence_case(
         &["spiffe://corp.example/svc/other"],
@@ -1119,7 +1125,6 @@ fn grpc_go_authenticated_matcher_uri_san_present_does_not_fallback_to_dns() {
 /// grpc-go `internal/xds/rbac/rbac_engine_test.go`,
 /// `TestAuthenticatedMatcherIdentitySourcePrecedence/uriSANPresentDoesNotFallbackToSubject`: want no match (PERMISSION_DENIED).
 #[test]
-#[ignore = "differs from grpc/grpc-go (#9111) and grpc/grpc-java: only the first non-empty identity source (URI SANs, else DNS SANs, else subject) is matched; Peer::tls matches any of all the names"]
 fn grpc_go_authenticated_matcher_uri_san_present_does_not_fallback_to_subject() {
     precedence_case(
         &["spiffe://corp.example/svc/other"],
@@ -1146,7 +1151,6 @@ fn grpc_go_authenticated_matcher_dns_san_present_and_matches_when_no_uri() {
 /// grpc-go `internal/xds/rbac/rbac_engine_test.go`,
 /// `TestAuthenticatedMatcherIdentitySourcePrecedence/dnsSANPresentDoesNotFallbackToSubject`: want no match (PERMISSION_DENIED).
 #[test]
-#[ignore = "differs from grpc/grpc-go (#9111) and grpc/grpc-java: only the first non-empty identity source (URI SANs, else DNS SANs, else subject) is matched; Peer::tls matches any of all the names"]
 fn grpc_go_authenticated_matcher_dns_san_present_does_not_fallback_to_subject() {
     precedence_case(
         &[],

@@ -90,9 +90,10 @@ pub enum Peer {
     /// No TLS and no authenticated principal: matches no principal pattern (a rule
     /// without `source` still matches).
     Unauthenticated,
-    /// An authenticated peer by its names: a TLS peer's certificate names in A43's
-    /// order (URI SANs, then DNS SANs, then the subject), empty when it sent no client
-    /// certificate (then only `""` matches); or a grpc-auth principal ([`Peer::of`]).
+    /// An authenticated peer by its names, any of which may match: a TLS peer's
+    /// certificate names of the first kind it has (its URI SANs, else its DNS SANs,
+    /// else its subject), empty when it sent no client certificate (then only `""`
+    /// matches); or a grpc-auth principal ([`Peer::of`]).
     Authenticated(Vec<String>),
 }
 
@@ -103,7 +104,8 @@ impl Peer {
     /// SPIFFE ID does not match that workload's rules.
     ///
     /// A principal of the `mtls` scheme ([`MtlsAuthenticator`](crate::authn::MtlsAuthenticator))
-    /// is named as A43 names a TLS peer: its URI SANs, then DNS SANs, then subject.
+    /// is named as A43 names a TLS peer: by its URI SANs if it has any, else its DNS
+    /// SANs, else its subject (only that first kind counts, as in grpc-go and grpc-java).
     pub fn of(principal: &crate::Principal) -> Self {
         if principal.scheme() == "mtls" {
             let claims = principal.claims();
@@ -118,12 +120,11 @@ impl Peer {
                     })
                     .unwrap_or_default()
             };
-            let mut names = list("uri_sans");
-            names.extend(list("dns_sans"));
-            if let Some(subject) = claims.get("subject").and_then(serde_json::Value::as_str) {
-                names.push(subject.to_owned());
-            }
-            return Self::Authenticated(names);
+            let subject = claims
+                .get("subject")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            return Self::certificate(list("uri_sans"), list("dns_sans"), subject);
         }
         Self::Authenticated(vec![format!(
             "{}:{}",
@@ -132,7 +133,25 @@ impl Peer {
         )])
     }
 
-    /// A TLS peer with these names (URI SANs, then DNS SANs, then the subject).
+    /// A TLS peer by its client certificate's names, as A43 takes them: its URI SANs if
+    /// it has any, else its DNS SANs, else its subject (an empty subject: no name). Only
+    /// that first kind counts (grpc-go, grpc-java): a certificate with URI SANs is never
+    /// matched by its DNS SANs or subject.
+    pub fn certificate(uris: Vec<String>, dns: Vec<String>, subject: &str) -> Self {
+        let names = if !uris.is_empty() {
+            uris
+        } else if !dns.is_empty() {
+            dns
+        } else if subject.is_empty() {
+            Vec::new()
+        } else {
+            vec![subject.to_owned()]
+        };
+        Self::Authenticated(names)
+    }
+
+    /// A TLS peer with these names, any of which may match (the names of one kind: see
+    /// [`certificate`](Self::certificate)).
     pub fn tls<I, S>(names: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -292,7 +292,7 @@ fn any_of_a_peers_names_may_match() {
         r#"{"name": "p", "allow_rules": [{"name": "dns", "source": {"principals": ["*.example.com"]}}]}"#,
     )
     .unwrap();
-    let peer = Peer::tls(["spiffe://td/ns/x", "api.example.com", "CN=api"]);
+    let peer = Peer::tls(["internal.example.net", "api.example.com"]);
     assert_eq!(
         decide(&p, "/a/b", &HeaderMap::new(), &peer),
         allowed_by("dns")
