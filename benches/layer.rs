@@ -2,9 +2,12 @@
 //! HS256, RS256, ES256 JWTs (each with the verified-token cache off, then on), Basic with
 //! an argon2 hash (cached), and the HMAC verifier, in one run.
 //! Compare each case with `no_auth`: the difference is what the layer adds.
+//! The `metrics_no_recorder/*` group: what the layer's metrics cost when no recorder is
+//! installed (none is, in this bench).
 //!
 //! ```text
 //! cargo bench --bench layer
+//! cargo bench --bench layer -- metrics
 //! ```
 
 #[path = "../examples/support/tokens.rs"]
@@ -287,5 +290,61 @@ fn benches(c: &mut Criterion) {
     bench_case(c, &rt, "no_auth_again", Ok200, None);
 }
 
-criterion_group!(name = layer; config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1)); targets = benches);
+/// The metrics' cost with no recorder installed (this bench installs none).
+///
+/// The emission is compiled in, so "the layer without metrics" cannot be measured
+/// beside "the layer with them". Instead the emission itself is timed, through
+/// `grpc_auth::metrics::bench`, a `#[doc(hidden)]` entry point that runs the very
+/// functions the layer calls per request (the method lookup, the cached keys, the
+/// recorder calls; and for a call that runs the authenticator, the clock read around
+/// it and the histogram sample), with the authenticator replaced by nothing. The clock
+/// read alone is timed too, and the whole layer on a public method against the bare
+/// service, whose difference holds one decision's emission.
+///
+/// Measured (2-vCPU VM): public_decision 13 ns, with an unknown path 19 ns;
+/// authenticated_call 72 ns, of which clock_read_twice 49 ns.
+fn metrics_benches(c: &mut Criterion) {
+    use grpc_auth::metrics::bench;
+    use std::hint::black_box;
+
+    let mut g = c.benchmark_group("metrics_no_recorder");
+    let path = "/helloworld.Greeter/SayHello";
+    // A public method's call: the path looked up (learned at the first call), one count.
+    g.bench_function("public_decision", |b| {
+        b.iter(|| bench::public_decision(black_box(path)))
+    });
+    // A path that is no gRPC method: the lookup misses, the label is `unknown`.
+    g.bench_function("public_decision_unknown_path", |b| {
+        b.iter(|| bench::public_decision(black_box("/not a method")))
+    });
+    // A call that runs the authenticator: clock read twice, one sample, one count.
+    g.bench_function("authenticated_call", |b| {
+        b.iter(|| bench::authenticated(black_box(path), black_box("api-key"), || ()))
+    });
+    // Of which the clock: `Instant::now()` and `elapsed()`.
+    g.bench_function("clock_read_twice", |b| {
+        b.iter(|| black_box(std::time::Instant::now()).elapsed())
+    });
+    // The layer on a public method (rule lookup, one decision) against the bare service.
+    let public = AuthLayer::new(ApiKeyAuthenticator::new().key("k", "svc"))
+        .policy(grpc_auth::Policy::new().public("/helloworld.Greeter/*"))
+        .layer(Ok200);
+    for (name, svc) in [
+        ("service_alone", None),
+        ("layer_public_method", Some(public)),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let req = request(None);
+                match &svc {
+                    Some(svc) => futures_poll_once(svc.clone().oneshot(req)),
+                    None => futures_poll_once(Ok200.oneshot(req)),
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(name = layer; config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1)); targets = benches, metrics_benches);
 criterion_main!(layer);

@@ -66,6 +66,7 @@ mod fetch;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod layer;
+pub mod metrics;
 pub mod policy;
 mod principal;
 mod secret;

@@ -3,9 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::{HeaderMap, Request, Response, header::AUTHORIZATION};
-use tonic::Status;
+use tonic::{Code, Status};
 use tower_service::Service;
 
 use super::Config;
@@ -13,6 +14,7 @@ use super::drain::drain;
 use super::future::ResponseFuture;
 use crate::authn::{AuthRequest, Authenticated, Authenticator};
 use crate::authz::{Peer, SharedPolicy};
+use crate::metrics::{self, Scheme};
 use crate::{AuthError, Rule};
 
 /// The middleware [`AuthLayer`](super::AuthLayer) produces. See the [module docs](super).
@@ -54,7 +56,13 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let rule = self.config.policy.shared_rule_for(req.uri().path());
+        let policy = &self.config.policy;
+        let rule = policy.shared_rule_for(req.uri().path());
+        // Whether a pattern of the policy names the method or its service: the rule
+        // for "" is the default one (every pattern starts with '/', "" has none).
+        let label = metrics::Method::of(req.uri().path(), || {
+            !Arc::ptr_eq(rule, policy.shared_rule_for(""))
+        });
         if rule.is_public() {
             if let Some(authz) = &self.config.authz {
                 let d =
@@ -63,16 +71,19 @@ where
                         .check(req.uri().path(), req.headers(), &Peer::Unauthenticated);
                 if !d.allowed {
                     let status = rejected(req.uri().path(), &policy_denied());
+                    metrics::decision(label, req.uri().path(), Scheme::NONE, status.code());
                     let peer = remote_ip(req.extensions());
                     drain(req.into_body(), peer);
                     return ResponseFuture::rejected(status.into_http());
                 }
             }
+            metrics::decision(label, req.uri().path(), Scheme::NONE, Code::Ok);
             return ResponseFuture::call(self.inner.call(req));
         }
         if matches!(**rule, Rule::Deny) {
             let e = AuthError::permission_denied("method is not allowed");
             let status = rejected(req.uri().path(), &e);
+            metrics::decision(label, req.uri().path(), Scheme::NONE, status.code());
             let peer = remote_ip(req.extensions());
             drain(req.into_body(), peer);
             return ResponseFuture::rejected(status.into_http());
@@ -86,6 +97,7 @@ where
             self.config.max_value_len,
             rule,
             self.config.authz.clone(),
+            label,
             req,
         );
         ResponseFuture::authorize(Box::pin(authorize), ready)
@@ -99,6 +111,7 @@ async fn authorize<A, B>(
     max_value_len: usize,
     rule: Arc<Rule>,
     authz: Option<SharedPolicy>,
+    label: metrics::Method,
     mut req: Request<B>,
 ) -> Result<(Request<B>, Option<Box<HeaderMap>>), Status>
 where
@@ -109,32 +122,47 @@ where
     let ctx = AuthRequest::new(req.uri().path(), req.headers())
         .with_extensions(req.extensions())
         .with_max_value_len(max_value_len);
-    let outcome = match authenticator.authenticate(&ctx).await {
+    let started = Instant::now();
+    let authenticated = authenticator.authenticate(&ctx).await;
+    let took = started.elapsed();
+    // The caller's scheme once authentication established one (also when the policy
+    // then denies it).
+    let mut scheme = Scheme::NONE;
+    let outcome = match authenticated {
         // Every credential must be judged: an `authorization` entry the accepting schemes
         // did not take (an unknown scheme beside a valid API key) is refused.
         Ok(Some(found)) if !judged_authorization(&found, req.headers()) => Err(
             AuthError::unauthenticated("unsupported authorization scheme"),
         ),
-        Ok(Some(found)) => rule.check(&found.principal).and_then(|()| match &authz {
-            Some(policy) => {
-                let peer = Peer::of(&found.principal);
-                let d = policy
-                    .current()
-                    .check(req.uri().path(), req.headers(), &peer);
-                if d.allowed {
-                    Ok(found)
-                } else {
-                    Err(policy_denied())
+        Ok(Some(found)) => {
+            scheme = Scheme::of(found.principal.scheme());
+            rule.check(&found.principal).and_then(|()| match &authz {
+                Some(policy) => {
+                    let peer = Peer::of(&found.principal);
+                    let d = policy
+                        .current()
+                        .check(req.uri().path(), req.headers(), &peer);
+                    if d.allowed {
+                        Ok(found)
+                    } else {
+                        Err(policy_denied())
+                    }
                 }
-            }
-            None => Ok(found),
-        }),
+                None => Ok(found),
+            })
+        }
         Ok(None) if req.headers().contains_key(AUTHORIZATION) => Err(AuthError::unauthenticated(
             "unsupported authorization scheme",
         )),
         Ok(None) => Err(AuthError::Missing),
         Err(e) => Err(e),
     };
+    let code = match &outcome {
+        Ok(_) => Code::Ok,
+        Err(e) => e.code(),
+    };
+    metrics::authentication(scheme, code, took);
+    metrics::decision(label, req.uri().path(), scheme, code);
     let method = req.uri().path();
     match outcome {
         Ok(mut found) => {
