@@ -326,12 +326,18 @@ fn metrics_benches(c: &mut Criterion) {
         b.iter(|| black_box(std::time::Instant::now()).elapsed())
     });
     // The layer on a public method (rule lookup, one decision) against the bare service.
-    let public = AuthLayer::new(ApiKeyAuthenticator::new().key("k", "svc"))
-        .policy(grpc_auth::Policy::new().public("/helloworld.Greeter/*"))
-        .layer(Ok200);
+    // Metrics are recorded only when the layer is asked to (`AuthLayer::metrics(true)`):
+    // off (the default) against on, both with no recorder installed.
+    let public = |metrics| {
+        AuthLayer::new(ApiKeyAuthenticator::new().key("k", "svc"))
+            .policy(grpc_auth::Policy::new().public("/helloworld.Greeter/*"))
+            .metrics(metrics)
+            .layer(Ok200)
+    };
     for (name, svc) in [
         ("service_alone", None),
-        ("layer_public_method", Some(public)),
+        ("layer_public_method_metrics_off", Some(public(false))),
+        ("layer_public_method_metrics_on", Some(public(true))),
     ] {
         g.bench_function(name, |b| {
             b.iter(|| {

@@ -1,7 +1,11 @@
 //! Metrics: every decision of the [`AuthLayer`](crate::AuthLayer), and the time spent
-//! authenticating, through the [`metrics`](https://docs.rs/metrics/0.24) facade. Install any recorder (a
-//! Prometheus exporter, OpenTelemetry, ...) and they appear; with none installed
-//! nothing is recorded. [`describe`] gives the recorder their units and descriptions.
+//! authenticating, through the [`metrics`](https://docs.rs/metrics/0.24) facade. Turn
+//! them on with [`AuthLayer::metrics(true)`](crate::AuthLayer::metrics) and install any
+//! recorder (a Prometheus exporter, OpenTelemetry, ...). Off (the default), the layer
+//! makes no call into the facade and reads no clock: one branch per call. On, with no
+//! recorder, a public call costs about 15 ns more and an authenticated one about 75 ns
+//! (two clock reads for the histogram; `benches/layer.rs`, group `metrics_no_recorder`).
+//! [`describe`] gives the recorder their units and descriptions.
 //!
 //! | metric | kind | labels | meaning |
 //! |---|---|---|---|

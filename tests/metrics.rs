@@ -238,7 +238,7 @@ impl Authenticator for Answer {
 #[tokio::test]
 async fn accepted_calls_are_ok_with_the_callers_scheme() {
     store();
-    let layer = AuthLayer::new(jwt_or_api_key());
+    let layer = AuthLayer::new(jwt_or_api_key()).metrics(true);
     let token = bearer();
     for _ in 0..2 {
         assert_eq!(
@@ -264,7 +264,7 @@ async fn accepted_calls_are_ok_with_the_callers_scheme() {
 async fn missing_and_invalid_credentials_are_unauthenticated_without_a_scheme() {
     store();
     // The policy names the methods, so their paths are labels from the first call.
-    let layer = AuthLayer::new(jwt_or_api_key()).policy(
+    let layer = AuthLayer::new(jwt_or_api_key()).metrics(true).policy(
         Policy::new()
             .authenticated("/m.Unauth/Missing")
             .authenticated("/m.Unauth/Wrong"),
@@ -303,6 +303,7 @@ async fn denied_calls_are_permission_denied() {
     )
     .unwrap();
     let layer = AuthLayer::new(jwt_or_api_key())
+        .metrics(true)
         .policy(
             Policy::new()
                 .deny("/m.Deny/Method")
@@ -349,10 +350,12 @@ async fn denied_calls_are_permission_denied() {
 async fn a_dependency_down_is_unavailable_and_a_limit_resource_exhausted() {
     store();
     let down = AuthLayer::new(Answer(|| Err(AuthError::unavailable("store down"))))
+        .metrics(true)
         .policy(Policy::new().authenticated("/m.Down/Call"));
     let limited = AuthLayer::new(Answer(|| {
         Err(AuthError::resource_exhausted("too many failed logins"))
     }))
+    .metrics(true)
     .policy(Policy::new().authenticated("/m.Limited/Call"));
     assert_eq!(call(&down, "/m.Down/Call", &[]).await, "14");
     assert_eq!(call(&limited, "/m.Limited/Call", &[]).await, "8");
@@ -370,6 +373,7 @@ async fn a_dependency_down_is_unavailable_and_a_limit_resource_exhausted() {
 async fn public_methods_are_ok_without_a_scheme_and_not_timed() {
     store();
     let layer = AuthLayer::new(jwt_or_api_key())
+        .metrics(true)
         .policy(Policy::new().public("/m.Public/*").deny("/m.Public/Denied"));
     for _ in 0..3 {
         assert_eq!(call(&layer, "/m.Public/Check", &[]).await, "0");
@@ -403,6 +407,7 @@ async fn each_call_that_runs_the_authenticator_is_timed_once() {
             Principal::new("t", "timed").with_scopes(["read"]).into(),
         ))
     }))
+    .metrics(true)
     .policy(
         Policy::new()
             .public("/m.Timed/Public")
@@ -426,7 +431,7 @@ async fn each_call_that_runs_the_authenticator_is_timed_once() {
 #[tokio::test]
 async fn series_have_exactly_the_documented_labels() {
     store();
-    let layer = AuthLayer::new(jwt_or_api_key());
+    let layer = AuthLayer::new(jwt_or_api_key()).metrics(true);
     call(&layer, "/m.Labels/Call", &[("x-api-key", "k-reader")]).await;
     call(&layer, "/m.Labels/Call", &[]).await;
     let counters = store().counters.lock().unwrap();
@@ -453,7 +458,9 @@ async fn method_labels_are_bounded() {
         unknown("jwt", "OK"),
         unknown("none", "OK"),
     );
-    let layer = AuthLayer::new(jwt_or_api_key()).policy(Policy::new().public("/m.Bound.Open/*"));
+    let layer = AuthLayer::new(jwt_or_api_key())
+        .metrics(true)
+        .policy(Policy::new().public("/m.Bound.Open/*"));
     let token = bearer();
     let jwt = [("authorization", token.as_str())];
 
@@ -527,7 +534,9 @@ async fn budgets_in_a_fresh_process() {
         return; // among the other tests, the tables are not empty
     }
     store();
-    let layer = AuthLayer::new(jwt_or_api_key()).policy(Policy::new().public("/m.Open/*"));
+    let layer = AuthLayer::new(jwt_or_api_key())
+        .metrics(true)
+        .policy(Policy::new().public("/m.Open/*"));
     let token = bearer();
     let jwt = [("authorization", token.as_str())];
     let learned = |path: &str| !decisions_of(path).is_empty();

@@ -31,7 +31,7 @@ mod compose;
 mod failures;
 pub mod hmac;
 pub mod jwt;
-mod mtls;
+pub(crate) mod mtls;
 pub(crate) mod request;
 pub mod revocation;
 pub mod token_exchange;
@@ -83,6 +83,9 @@ pub struct Authenticated {
 enum Credentials {
     #[default]
     None,
+    /// Proved by the connection (a client certificate), no metadata entry: any
+    /// `authorization` entry is left for another scheme to judge, or refused.
+    Connection,
     One(HeaderName),
     Many(Vec<HeaderName>),
 }
@@ -90,14 +93,14 @@ enum Credentials {
 impl Credentials {
     fn as_slice(&self) -> &[HeaderName] {
         match self {
-            Self::None => &[],
+            Self::None | Self::Connection => &[],
             Self::One(name) => std::slice::from_ref(name),
             Self::Many(names) => names,
         }
     }
 
     fn push(&mut self, name: HeaderName) {
-        if let Self::None = self {
+        if let Self::None | Self::Connection = self {
             *self = Self::One(name);
             return;
         }
@@ -105,7 +108,7 @@ impl Credentials {
             return;
         }
         *self = match std::mem::take(self) {
-            Self::None => Self::One(name),
+            Self::None | Self::Connection => Self::One(name),
             Self::One(first) => Self::Many(vec![first, name]),
             Self::Many(mut names) => {
                 names.push(name);
@@ -123,6 +126,22 @@ impl Authenticated {
             response_headers: None,
             credentials: Credentials::None,
         }
+    }
+
+    /// `principal`, proved by the connection itself (a verified client certificate), not
+    /// by any metadata: an `authorization` entry the call also carries must then be
+    /// judged by another scheme, or the layer refuses it.
+    pub fn by_connection(principal: Principal) -> Self {
+        Self {
+            principal,
+            response_headers: None,
+            credentials: Credentials::Connection,
+        }
+    }
+
+    /// Whether only the connection proved this (see [`by_connection`](Self::by_connection)).
+    pub(crate) fn connection_only(&self) -> bool {
+        matches!(self.credentials, Credentials::Connection)
     }
 
     /// `principal`, proved by the credential in metadata `name`: built in place (the hot
@@ -169,7 +188,7 @@ impl Authenticated {
     /// Adds what `other` accepted to what `self` accepted.
     fn absorb_credentials(&mut self, other: Credentials) {
         match other {
-            Credentials::None => {}
+            Credentials::None | Credentials::Connection => {}
             Credentials::One(name) => self.credentials.push(name),
             Credentials::Many(names) => names.into_iter().for_each(|n| self.credentials.push(n)),
         }

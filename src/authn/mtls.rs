@@ -18,7 +18,8 @@ use crate::{AuthError, Principal};
 /// - the SPIFFE ID: the certificate's `spiffe://` URI SAN (an X.509-SVID has exactly
 ///   one; a certificate with several is refused);
 /// - else its first DNS SAN;
-/// - else its subject (`CN=billing,O=Example`).
+/// - else its subject, as RFC 4514 and grpc-go write it (`CN=billing,O=Example,C=US`:
+///   the last RDN first, special characters escaped).
 ///
 /// The scheme is `mtls`; the claims hold `uri_sans`, `dns_sans`, `subject` and the
 /// leaf's `x5t#S256` thumbprint. A call without a client certificate (no TLS, or TLS
@@ -58,7 +59,7 @@ pub(crate) fn cert_names(der: &[u8]) -> Result<CertNames, AuthError> {
     let (_, cert) =
         x509_parser::certificate::X509Certificate::from_der(der).map_err(|_| invalid())?;
     let mut names = CertNames {
-        subject: cert.subject().to_string(),
+        subject: rfc4514(cert.subject()),
         ..CertNames::default()
     };
     if let Some(san) = cert.subject_alternative_name().map_err(|_| invalid())? {
@@ -71,6 +72,73 @@ pub(crate) fn cert_names(der: &[u8]) -> Result<CertNames, AuthError> {
         }
     }
     Ok(names)
+}
+
+/// A distinguished name as RFC 4514 (and grpc-go) writes it: the last RDN first,
+/// `,` between RDNs, `+` inside one, the usual short names (`CN`, `O`, `OU`, `L`, `ST`,
+/// `C`, `STREET`, `DC`, `UID`, `SERIALNUMBER`), else the dotted OID; special characters
+/// escaped, so no value can spell another name's structure. A value that is not a
+/// text string (`UniversalString`, `BMPString`, ...) is `#` and the hex of its tag and
+/// content, which no text value can equal (a text value's leading `#` is escaped).
+pub(crate) fn rfc4514(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let mut rdns: Vec<String> = Vec::new();
+    for rdn in name.iter() {
+        let mut parts: Vec<String> = Vec::new();
+        for atv in rdn.iter() {
+            let key = match atv.attr_type().to_id_string().as_str() {
+                "2.5.4.3" => "CN".to_owned(),
+                "2.5.4.5" => "SERIALNUMBER".to_owned(),
+                "2.5.4.6" => "C".to_owned(),
+                "2.5.4.7" => "L".to_owned(),
+                "2.5.4.8" => "ST".to_owned(),
+                "2.5.4.9" => "STREET".to_owned(),
+                "2.5.4.10" => "O".to_owned(),
+                "2.5.4.11" => "OU".to_owned(),
+                "0.9.2342.19200300.100.1.25" => "DC".to_owned(),
+                "0.9.2342.19200300.100.1.1" => "UID".to_owned(),
+                other => other.to_owned(),
+            };
+            let value = match atv.as_str() {
+                Ok(text) => escape_value(text),
+                Err(_) => {
+                    let mut hex = format!("#{:02x}", atv.attr_value().tag().0);
+                    for b in atv.as_slice() {
+                        hex.push_str(&format!("{b:02x}"));
+                    }
+                    hex
+                }
+            };
+            parts.push(format!("{key}={value}"));
+        }
+        rdns.push(parts.join("+"));
+    }
+    rdns.reverse();
+    rdns.join(",")
+}
+
+/// RFC 4514 section 2.4 escaping of an attribute value.
+fn escape_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\{b:02x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl MtlsAuthenticator {
@@ -149,7 +217,7 @@ impl Authenticator for MtlsAuthenticator {
         if let Some(x5t) = certs.leaf_thumbprint() {
             claims.insert("x5t#S256".into(), Value::from(x5t));
         }
-        Ok(Some(Authenticated::new(
+        Ok(Some(Authenticated::by_connection(
             Principal::new(identity, "mtls").with_claims(claims),
         )))
     }

@@ -75,11 +75,17 @@ impl Pattern {
     }
 
     fn matches(&self, value: &str) -> bool {
+        self.matches_bytes(value.as_bytes())
+    }
+
+    /// On bytes: a header value need not be text (a byte of 0x80 or more, a tab), and
+    /// such a value must still meet the rules (a deny rule is not evaded by it).
+    fn matches_bytes(&self, value: &[u8]) -> bool {
         match self {
             Self::Any => !value.is_empty(),
-            Self::Prefix(p) => value.starts_with(p.as_str()),
-            Self::Suffix(s) => value.ends_with(s.as_str()),
-            Self::Exact(e) => value == e,
+            Self::Prefix(p) => value.starts_with(p.as_bytes()),
+            Self::Suffix(s) => value.ends_with(s.as_bytes()),
+            Self::Exact(e) => value == e.as_bytes(),
         }
     }
 }
@@ -101,36 +107,58 @@ impl Peer {
     /// The peer a grpc-auth [`Principal`](crate::Principal) stands for, named
     /// `{scheme}:{subject}` (`jwt:ada`, `api-key:billing`, `basic:ada`, `hmac:svc-a`):
     /// the scheme is part of the name, so a token whose subject looks like a workload's
-    /// SPIFFE ID does not match that workload's rules.
-    ///
-    /// A principal of the `mtls` scheme ([`MtlsAuthenticator`](crate::authn::MtlsAuthenticator))
-    /// is named as A43 names a TLS peer: by its URI SANs if it has any, else its DNS
-    /// SANs, else its subject (only that first kind counts, as in grpc-go and grpc-java).
+    /// SPIFFE ID does not match that workload's rules. An `mtls` principal is its
+    /// identity (SPIFFE ID, DNS name or subject). The layer names a call's peer from
+    /// the connection's certificate and the principal together.
     pub fn of(principal: &crate::Principal) -> Self {
         if principal.scheme() == "mtls" {
-            let claims = principal.claims();
-            let list = |key: &str| {
-                claims
-                    .get(key)
-                    .and_then(serde_json::Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default()
-            };
-            let subject = claims
-                .get("subject")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default();
-            return Self::certificate(list("uri_sans"), list("dns_sans"), subject);
+            return Self::Authenticated(vec![principal.subject().to_owned()]);
         }
         Self::Authenticated(vec![format!(
             "{}:{}",
             principal.scheme(),
             principal.subject()
         )])
+    }
+
+    /// The peer of a call as the layer sees it: the client certificate tonic's TLS
+    /// server verified, named as A43 does ([`certificate`](Self::certificate)), or `""`
+    /// for TLS without one; and the authenticated caller (`{scheme}:{subject}`; an
+    /// `mtls` caller is its certificate). Read from the connection, not from the
+    /// principal's claims, so no token can claim a certificate's names; any name may
+    /// match, so a deny rule on either identity applies.
+    pub(crate) fn for_call(
+        principal: Option<&crate::Principal>,
+        extensions: &http::Extensions,
+    ) -> Self {
+        let tls = extensions
+            .get::<tonic::transport::server::TlsConnectInfo<
+                tonic::transport::server::TcpConnectInfo,
+            >>();
+        let mut names = match tls {
+            None => Vec::new(),
+            Some(info) => match info.peer_certs().filter(|c| !c.is_empty()) {
+                None => vec![String::new()],
+                Some(certs) => match certs
+                    .first()
+                    .map(|leaf| crate::authn::mtls::cert_names(leaf.as_ref()))
+                {
+                    Some(Ok(n)) => match Self::certificate(n.uris, n.dns, &n.subject) {
+                        Self::Authenticated(names) => names,
+                        Self::Unauthenticated => Vec::new(),
+                    },
+                    // Unreadable: no certificate name can match.
+                    _ => Vec::new(),
+                },
+            },
+        };
+        if let Some(p) = principal.filter(|p| p.scheme() != "mtls") {
+            names.push(format!("{}:{}", p.scheme(), p.subject()));
+        }
+        if tls.is_none() && principal.is_none() {
+            return Self::Unauthenticated;
+        }
+        Self::Authenticated(names)
     }
 
     /// A TLS peer by its client certificate's names, as A43 takes them: its URI SANs if
@@ -446,7 +474,11 @@ impl AuthorizationPolicy {
             let event = AuditEvent {
                 rpc_method: path.to_owned(),
                 principal: match peer {
-                    Peer::Authenticated(names) => names.first().cloned().unwrap_or_default(),
+                    Peer::Authenticated(names) => names
+                        .iter()
+                        .find(|n| !n.is_empty())
+                        .cloned()
+                        .unwrap_or_default(),
                     Peer::Unauthenticated => String::new(),
                 },
                 policy_name: self.name.clone(),
@@ -510,19 +542,15 @@ impl HeaderRule {
         if values.peek().is_none() {
             return false;
         }
-        // Several values are joined with ',' (grpc-go); a value that is not text
-        // matches nothing.
-        let mut joined = String::new();
+        // Several values are joined with ',' (grpc-go), byte for byte.
+        let mut joined: Vec<u8> = Vec::new();
         for (i, v) in values.enumerate() {
-            let Ok(v) = v.to_str() else {
-                return false;
-            };
             if i > 0 {
-                joined.push(',');
+                joined.push(b',');
             }
-            joined.push_str(v);
+            joined.extend_from_slice(v.as_bytes());
         }
-        self.values.iter().any(|p| p.matches(&joined))
+        self.values.iter().any(|p| p.matches_bytes(&joined))
     }
 }
 

@@ -62,6 +62,7 @@ pub(crate) struct Config {
     pub(crate) policy: Policy,
     pub(crate) max_value_len: usize,
     pub(crate) authz: Option<crate::authz::SharedPolicy>,
+    pub(crate) metrics: bool,
 }
 
 impl<A: Authenticator> AuthLayer<A> {
@@ -74,6 +75,7 @@ impl<A: Authenticator> AuthLayer<A> {
                 policy: Policy::new(),
                 max_value_len: DEFAULT_MAX_VALUE_LEN,
                 authz: None,
+                metrics: false,
             }),
         }
     }
@@ -95,6 +97,17 @@ impl<A: Authenticator> AuthLayer<A> {
     /// [`SharedPolicy`](crate::authz::SharedPolicy) to replace it while serving.
     pub fn authorization_policy(mut self, policy: impl Into<crate::authz::SharedPolicy>) -> Self {
         Arc::make_mut(&mut self.config).authz = Some(policy.into());
+        self
+    }
+
+    /// Records every decision and the authentication time through the `metrics` facade
+    /// (see [`crate::metrics`] for the names and labels), for the recorder your
+    /// application installs (Prometheus, OpenTelemetry, ...). Off by default: the
+    /// facade cannot tell whether a recorder is installed, and recording costs tens of
+    /// nanoseconds per call (the clock read for the histogram most of it); off, it
+    /// costs one branch.
+    pub fn metrics(mut self, on: bool) -> Self {
+        Arc::make_mut(&mut self.config).metrics = on;
         self
     }
 
@@ -120,6 +133,7 @@ impl<A> fmt::Debug for AuthLayer<A> {
             .field("authenticator", &std::any::type_name::<A>())
             .field("policy", &self.config.policy)
             .field("max_value_len", &self.config.max_value_len)
+            .field("metrics", &self.config.metrics)
             .field(
                 "authorization_policy",
                 &self

@@ -60,30 +60,35 @@ where
         let rule = policy.shared_rule_for(req.uri().path());
         // Whether a pattern of the policy names the method or its service: the rule
         // for "" is the default one (every pattern starts with '/', "" has none).
-        let label = metrics::Method::of(req.uri().path(), || {
-            !Arc::ptr_eq(rule, policy.shared_rule_for(""))
+        // Metrics only when the layer was asked to record them: otherwise no label, no
+        // clock read, no call into the facade.
+        let label = self.config.metrics.then(|| {
+            metrics::Method::of(req.uri().path(), || {
+                !Arc::ptr_eq(rule, policy.shared_rule_for(""))
+            })
         });
         if rule.is_public() {
             if let Some(authz) = &self.config.authz {
-                let d =
-                    authz
-                        .current()
-                        .check(req.uri().path(), req.headers(), &Peer::Unauthenticated);
+                let d = authz.current().check(
+                    req.uri().path(),
+                    req.headers(),
+                    &Peer::for_call(None, req.extensions()),
+                );
                 if !d.allowed {
                     let status = rejected(req.uri().path(), &policy_denied());
-                    metrics::decision(label, req.uri().path(), Scheme::NONE, status.code());
+                    record(label, req.uri().path(), Scheme::NONE, status.code());
                     let peer = remote_ip(req.extensions());
                     drain(req.into_body(), peer);
                     return ResponseFuture::rejected(status.into_http());
                 }
             }
-            metrics::decision(label, req.uri().path(), Scheme::NONE, Code::Ok);
+            record(label, req.uri().path(), Scheme::NONE, Code::Ok);
             return ResponseFuture::call(self.inner.call(req));
         }
         if matches!(**rule, Rule::Deny) {
             let e = AuthError::permission_denied("method is not allowed");
             let status = rejected(req.uri().path(), &e);
-            metrics::decision(label, req.uri().path(), Scheme::NONE, status.code());
+            record(label, req.uri().path(), Scheme::NONE, status.code());
             let peer = remote_ip(req.extensions());
             drain(req.into_body(), peer);
             return ResponseFuture::rejected(status.into_http());
@@ -111,7 +116,7 @@ async fn authorize<A, B>(
     max_value_len: usize,
     rule: Arc<Rule>,
     authz: Option<SharedPolicy>,
-    label: metrics::Method,
+    label: Option<metrics::Method>,
     mut req: Request<B>,
 ) -> Result<(Request<B>, Option<Box<HeaderMap>>), Status>
 where
@@ -122,9 +127,9 @@ where
     let ctx = AuthRequest::new(req.uri().path(), req.headers())
         .with_extensions(req.extensions())
         .with_max_value_len(max_value_len);
-    let started = Instant::now();
+    let started = label.is_some().then(Instant::now);
     let authenticated = authenticator.authenticate(&ctx).await;
-    let took = started.elapsed();
+    let took = started.map(|t| t.elapsed());
     // The caller's scheme once authentication established one (also when the policy
     // then denies it).
     let mut scheme = Scheme::NONE;
@@ -138,7 +143,7 @@ where
             scheme = Scheme::of(found.principal.scheme());
             rule.check(&found.principal).and_then(|()| match &authz {
                 Some(policy) => {
-                    let peer = Peer::of(&found.principal);
+                    let peer = Peer::for_call(Some(&found.principal), req.extensions());
                     let d = policy
                         .current()
                         .check(req.uri().path(), req.headers(), &peer);
@@ -161,8 +166,10 @@ where
         Ok(_) => Code::Ok,
         Err(e) => e.code(),
     };
-    metrics::authentication(scheme, code, took);
-    metrics::decision(label, req.uri().path(), scheme, code);
+    if let (Some(label), Some(took)) = (label, took) {
+        metrics::authentication(scheme, code, took);
+        metrics::decision(label, req.uri().path(), scheme, code);
+    }
     let method = req.uri().path();
     match outcome {
         Ok(mut found) => {
@@ -185,6 +192,13 @@ where
     }
 }
 
+/// Counts a decision when the layer records metrics.
+fn record(label: Option<metrics::Method>, path: &str, scheme: Scheme, code: Code) {
+    if let Some(label) = label {
+        metrics::decision(label, path, scheme, code);
+    }
+}
+
 /// A call the authorization policy denied (grpc-go's words).
 fn policy_denied() -> AuthError {
     AuthError::permission_denied("unauthorized RPC request rejected")
@@ -202,9 +216,9 @@ fn remote_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
 /// one: the accepting schemes named it. A scheme that names no entry (a custom one) is
 /// taken to have judged the request (compositions record what it read, see `AnyOf`).
 fn judged_authorization(found: &Authenticated, headers: &HeaderMap) -> bool {
-    found.credentials().is_empty()
+    !headers.contains_key(AUTHORIZATION)
         || found.credentials().contains(&AUTHORIZATION)
-        || !headers.contains_key(AUTHORIZATION)
+        || (found.credentials().is_empty() && !found.connection_only())
 }
 
 /// Logs a rejection (method, code, reason; `warn` when the check could not be made)
