@@ -462,3 +462,18 @@ async fn through_the_layer_a_call_allowed_is_denied_once_the_file_says_so() {
     assert_eq!(call("/a.B/Other").await, (None, None));
     assert_eq!(watcher.reloads(), 1);
 }
+
+#[tokio::test]
+async fn a_policy_file_over_a_mebibyte_is_refused() {
+    let dir = std::env::temp_dir().join(format!("grpc-auth-watch-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.json");
+    std::fs::write(&path, vec![b' '; (1 << 20) + 1]).unwrap();
+    let err = PolicyWatcher::builder(&path)
+        .start()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("larger than 1048576 bytes"), "{err}");
+    assert!(err.contains("big.json"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
