@@ -51,6 +51,7 @@ mod outcome;
 mod refresh;
 mod static_entry;
 mod status;
+mod token_file;
 mod token_source;
 
 use std::future::Future;
@@ -74,6 +75,7 @@ pub use login::BasicLogin;
 pub use outcome::CallOutcome;
 pub(crate) use static_entry::StaticEntry;
 pub(crate) use status::{plaintext_refused, sanitize_status};
+pub use token_file::FileTokenSource;
 pub(crate) use token_source::{DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF, DEFAULT_REFRESH_AHEAD};
 pub use token_source::{Token, TokenError, TokenSource, TokenSourceCredentials};
 

@@ -31,6 +31,16 @@ impl Token {
             expires_at,
         }
     }
+
+    /// The token (a [`Secret`]: its `Debug` is redacted).
+    pub fn value(&self) -> &Secret {
+        &self.value
+    }
+
+    /// When it stops being used (`None`: until replaced).
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
 }
 
 /// Why a token could not be had.
