@@ -91,6 +91,8 @@ pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// - Without a valid token, concurrent calls share one fetch (single flight).
 /// - After a failed fetch, calls fail at once with that error until the backoff delay
 ///   (1 s, doubling to 30 s) has passed; then the next call fetches again.
+/// - A token the server refuses (`UNAUTHENTICATED`) before its expiry is fetched anew
+///   once (revoked upstream); a source that returns the same token keeps it: no loop.
 ///
 /// ```
 /// use grpc_auth::credentials::{Token, TokenError, TokenSource, TokenSourceCredentials};
@@ -133,6 +135,8 @@ struct State {
     current: Option<(HeaderValue, Option<SystemTime>)>,
     failures: Failures,
     refreshing: bool,
+    /// The last token dropped after the server refused it (dropped once only).
+    rejected: Option<HeaderValue>,
 }
 
 enum Cached {
@@ -278,6 +282,30 @@ impl<S: TokenSource> CallCredentials for TokenSourceCredentials<S> {
         metadata.insert(AUTHORIZATION, self.header_value().await?);
         Ok(())
     }
+
+    fn observes_responses(&self) -> bool {
+        true
+    }
+
+    /// A token the server refused (`UNAUTHENTICATED`) before it expired (revoked
+    /// upstream) is dropped, so the next call fetches a new one; once per token: a
+    /// source that hands the refused token back keeps it, never fetching in a loop.
+    fn on_response(&self, outcome: &super::CallOutcome<'_>) {
+        if outcome.status() != Some(tonic::Code::Unauthenticated) {
+            return;
+        }
+        let Some(sent) = outcome.sent().get(AUTHORIZATION) else {
+            return;
+        };
+        let mut st = self.shared.lock();
+        let current = st.current.as_ref().map(|(v, _)| v);
+        if current != Some(sent) || st.rejected.as_ref() == Some(sent) {
+            return;
+        }
+        st.rejected = Some(sent.clone());
+        st.current = None;
+        tracing::debug!("grpc-auth: token refused by the server; the next call fetches anew");
+    }
 }
 
 impl<S> Clone for TokenSourceCredentials<S> {
@@ -375,5 +403,84 @@ mod clone_tests {
             2,
             "due for the clone's 90 s: refreshed"
         );
+    }
+}
+
+#[cfg(test)]
+mod rejection_tests {
+    use super::*;
+    use crate::credentials::CallOutcome;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Hands out `tok-1`, `tok-2`, ... or, when `same`, always `tok-1`.
+    struct Counting {
+        fetches: AtomicUsize,
+        same: bool,
+    }
+
+    impl TokenSource for Counting {
+        async fn fetch(&self) -> Result<Token, TokenError> {
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            let n = if self.same { 1 } else { n };
+            Ok(Token::new(format!("tok-{n}"), None))
+        }
+    }
+
+    fn creds(same: bool) -> TokenSourceCredentials<Arc<Counting>> {
+        TokenSourceCredentials::new(Arc::new(Counting {
+            fetches: AtomicUsize::new(0),
+            same,
+        }))
+    }
+
+    /// One call: what it sent, then the server's answer `code`.
+    async fn call(c: &TokenSourceCredentials<Arc<Counting>>, code: Option<&str>) -> String {
+        let ctx = CallContext::new("https://svc.example/pkg.Svc", "M", true);
+        let mut sent = HeaderMap::new();
+        c.apply(&ctx, &mut sent).await.unwrap();
+        let mut response = HeaderMap::new();
+        if let Some(code) = code {
+            response.insert("grpc-status", HeaderValue::from_str(code).unwrap());
+        }
+        c.on_response(&CallOutcome::new(ctx, &sent, Some(&response)));
+        sent.get(AUTHORIZATION)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_fetched_anew_once() {
+        let c = creds(false);
+        assert_eq!(call(&c, None).await, "Bearer tok-1");
+        assert_eq!(
+            call(&c, Some("7")).await,
+            "Bearer tok-1",
+            "PERMISSION_DENIED keeps it"
+        );
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-1");
+        assert_eq!(
+            call(&c, None).await,
+            "Bearer tok-2",
+            "refused: fetched anew"
+        );
+        assert_eq!(call(&c, None).await, "Bearer tok-2");
+        assert_eq!(c.shared.source.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_source_returning_the_refused_token_is_not_asked_in_a_loop() {
+        let c = creds(true);
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-1");
+        assert_eq!(
+            call(&c, Some("16")).await,
+            "Bearer tok-1",
+            "fetched once more"
+        );
+        for _ in 0..5 {
+            assert_eq!(call(&c, Some("16")).await, "Bearer tok-1");
+        }
+        assert_eq!(c.shared.source.fetches.load(Ordering::SeqCst), 2, "no loop");
     }
 }
