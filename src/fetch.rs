@@ -125,6 +125,52 @@ pub(crate) async fn get(
     Ok((body, max_age))
 }
 
+/// POSTs `form` (`application/x-www-form-urlencoded`) to `url` with `client`, with the
+/// `authorization` value when given: the status and a body within `limits.max_bytes`, whatever
+/// the status (an OAuth 2.0 error is a 400 with a JSON body). Errors name the URL
+/// (password redacted), never the form or the body.
+pub(crate) async fn post_form(
+    client: &reqwest::Client,
+    url: &Url,
+    limits: &Limits,
+    form: &[(&str, &str)],
+    authorization: Option<&str>,
+) -> Result<(u16, Vec<u8>), FetchError> {
+    let fail = |what: String| FetchError::Request(format!("POST {}: {what}", Shown(url)));
+    let mut request = client
+        .post(url.clone())
+        .header(http::header::ACCEPT, "application/json")
+        .form(form);
+    if let Some(value) = authorization {
+        let mut value = http::HeaderValue::from_str(value)
+            .map_err(|_| fail("client credentials are not valid in a header".into()))?;
+        value.set_sensitive(true);
+        request = request.header(http::header::AUTHORIZATION, value);
+    }
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| fail(describe(&e.without_url())))?;
+    let status = response.status().as_u16();
+    let limit = limits.max_bytes;
+    let too_large = || fail(format!("response larger than {limit} bytes"));
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| fail(describe(&e.without_url())))?
+    {
+        if body.len().saturating_add(chunk.len()) > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
+}
+
 /// The HTTP client: rustls with this crate's crypto provider (aws-lc-rs, or ring
 /// under `rust-crypto`), the system's root certificates plus `extra_roots`.
 pub(crate) fn client(

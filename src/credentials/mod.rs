@@ -40,6 +40,8 @@ mod api_key;
 mod basic;
 mod bearer;
 mod boxed;
+#[cfg(feature = "jwks")]
+mod client_credentials;
 mod composite;
 mod context;
 mod hmac;
@@ -64,6 +66,8 @@ pub use api_key::ApiKeyCredentials;
 pub use basic::BasicCredentials;
 pub use bearer::BearerToken;
 pub use boxed::BoxCallCredentials;
+#[cfg(feature = "jwks")]
+pub use client_credentials::{ClientAuth, ClientCredentials, ClientCredentialsBuilder};
 pub use composite::Composite;
 pub use context::CallContext;
 pub(crate) use context::origin;
