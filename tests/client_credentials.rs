@@ -170,3 +170,64 @@ async fn answers_map_to_refused_or_unavailable_without_secrets() {
             .is_err()
     );
 }
+
+/// A subject token source handing out a fixed token, or failing.
+struct Subject(Result<&'static str, ()>);
+
+impl TokenSource for Subject {
+    async fn fetch(&self) -> Result<grpc_auth::credentials::Token, TokenError> {
+        match self.0 {
+            Ok(t) => Ok(grpc_auth::credentials::Token::new(t, None)),
+            Err(()) => Err(TokenError::Unavailable("subject file missing".into())),
+        }
+    }
+}
+
+#[tokio::test]
+async fn token_exchange_sends_the_subject_token_and_takes_an_n_a_token() {
+    use grpc_auth::credentials::TokenExchangeSource;
+    let (url, ep) = endpoint(
+        200,
+        r#"{"access_token":"exchanged","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"N_A","expires_in":60}"#,
+    )
+    .await;
+    let sts = TokenExchangeSource::builder(&url, Subject(Ok("subject.jwt.token")))
+        .audience("greeter")
+        .scope("greeter.read")
+        .client("sts-client", "s3cret", ClientAuth::SecretPost)
+        .build()
+        .unwrap();
+    let token = sts.fetch().await.unwrap();
+    assert_eq!(token.value().expose(), b"exchanged");
+    assert!(token.expires_at().is_some());
+    let seen = ep.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].0, None);
+    assert_eq!(
+        seen[0].1,
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange\
+         &subject_token=subject.jwt.token\
+         &subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt\
+         &audience=greeter&scope=greeter.read&client_id=sts-client&client_secret=s3cret"
+    );
+
+    // The subject's failure passes through; the STS's refusal is a refusal.
+    let failing = TokenExchangeSource::builder(&url, Subject(Err(())))
+        .build()
+        .unwrap();
+    let e = failing.fetch().await.unwrap_err();
+    assert!(matches!(e, TokenError::Unavailable(_)), "{e}");
+    assert_eq!(
+        ep.seen.lock().unwrap().len(),
+        1,
+        "nothing sent without a subject"
+    );
+    let (url, _) = endpoint(400, r#"{"error":"invalid_target"}"#).await;
+    let e = TokenExchangeSource::builder(&url, Subject(Ok("t")))
+        .build()
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, TokenError::Refused(_)), "{e}");
+    assert!(e.to_string().ends_with("refused: invalid_target"), "{e}");
+}

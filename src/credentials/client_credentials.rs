@@ -168,8 +168,66 @@ struct ErrorResponse {
     error: String,
 }
 
+/// POSTs `form` to the token endpoint and maps the answer: a token until
+/// `expires_in`; an OAuth 2.0 error (400/401) refused by its `error` code only; 5xx,
+/// garbage or no answer `UNAVAILABLE`. A token type other than bearer is refused
+/// (`N_A` too, unless `allow_na`: RFC 8693's "not an access token").
+pub(crate) async fn request_token(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    limits: &Limits,
+    form: &[(&str, &str)],
+    authorization: Option<&str>,
+    allow_na: bool,
+) -> Result<Token, TokenError> {
+    let (status, body) = fetch::post_form(client, url, limits, form, authorization)
+        .await
+        .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+    let endpoint = fetch::shown_str(url.as_str());
+    match status {
+        200 => {
+            let Ok(t) = serde_json::from_slice::<TokenResponse>(&body) else {
+                return Err(TokenError::Unavailable(format!(
+                    "token endpoint {endpoint} answered no token"
+                )));
+            };
+            let bearer = |tt: &str| {
+                tt.eq_ignore_ascii_case("bearer") || (allow_na && tt.eq_ignore_ascii_case("N_A"))
+            };
+            if t.token_type.as_deref().is_some_and(|tt| !bearer(tt)) {
+                return Err(TokenError::Refused(format!(
+                    "token endpoint {endpoint} issued a token that is not a bearer token"
+                )));
+            }
+            if t.access_token.is_empty() {
+                return Err(TokenError::Unavailable(format!(
+                    "token endpoint {endpoint} answered an empty token"
+                )));
+            }
+            let expires = t
+                .expires_in
+                .map(|s| crate::clock::add(SystemTime::now(), Duration::from_secs(s)));
+            Ok(Token::new(t.access_token, expires))
+        }
+        400 | 401 => {
+            // Only the registered error code: a description could echo input.
+            let code = serde_json::from_slice::<ErrorResponse>(&body)
+                .map(|e| e.error)
+                .ok()
+                .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()))
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            Err(TokenError::Refused(format!(
+                "token endpoint {endpoint} refused: {code}"
+            )))
+        }
+        _ => Err(TokenError::Unavailable(format!(
+            "token endpoint {endpoint} answered HTTP {status}"
+        ))),
+    }
+}
+
 /// RFC 6749 section 2.3.1: id and secret form-urlencoded, then Basic.
-fn basic(id: &str, secret: &[u8]) -> String {
+pub(crate) fn basic(id: &str, secret: &[u8]) -> String {
     let secret = String::from_utf8_lossy(secret);
     let pair = format!(
         "{}:{}",
@@ -207,56 +265,15 @@ impl TokenSource for ClientCredentials {
                 None
             }
         };
-        let (status, body) = fetch::post_form(
+        request_token(
             &self.client,
             &self.url,
             &self.limits,
             &form,
             authorization.as_ref().map(|a| a.as_str()),
+            false,
         )
         .await
-        .map_err(|e| TokenError::Unavailable(e.to_string()))?;
-        let endpoint = fetch::shown_str(self.url.as_str());
-        match status {
-            200 => {
-                let Ok(t) = serde_json::from_slice::<TokenResponse>(&body) else {
-                    return Err(TokenError::Unavailable(format!(
-                        "token endpoint {endpoint} answered no token"
-                    )));
-                };
-                if t.token_type
-                    .as_deref()
-                    .is_some_and(|tt| !tt.eq_ignore_ascii_case("bearer"))
-                {
-                    return Err(TokenError::Refused(format!(
-                        "token endpoint {endpoint} issued a token that is not a bearer token"
-                    )));
-                }
-                if t.access_token.is_empty() {
-                    return Err(TokenError::Unavailable(format!(
-                        "token endpoint {endpoint} answered an empty token"
-                    )));
-                }
-                let expires = t
-                    .expires_in
-                    .map(|s| crate::clock::add(SystemTime::now(), Duration::from_secs(s)));
-                Ok(Token::new(t.access_token, expires))
-            }
-            400 | 401 => {
-                // Only the registered error code: a description could echo input.
-                let code = serde_json::from_slice::<ErrorResponse>(&body)
-                    .map(|e| e.error)
-                    .ok()
-                    .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()))
-                    .unwrap_or_else(|| format!("HTTP {status}"));
-                Err(TokenError::Refused(format!(
-                    "token endpoint {endpoint} refused: {code}"
-                )))
-            }
-            _ => Err(TokenError::Unavailable(format!(
-                "token endpoint {endpoint} answered HTTP {status}"
-            ))),
-        }
     }
 }
 

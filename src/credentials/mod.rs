@@ -53,6 +53,8 @@ mod outcome;
 mod refresh;
 mod static_entry;
 mod status;
+#[cfg(feature = "jwks")]
+mod sts;
 mod token_file;
 mod token_source;
 
@@ -79,6 +81,8 @@ pub use login::BasicLogin;
 pub use outcome::CallOutcome;
 pub(crate) use static_entry::StaticEntry;
 pub(crate) use status::{plaintext_refused, sanitize_status};
+#[cfg(feature = "jwks")]
+pub use sts::{TokenExchangeSource, TokenExchangeSourceBuilder};
 pub use token_file::FileTokenSource;
 pub(crate) use token_source::{DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF, DEFAULT_REFRESH_AHEAD};
 pub use token_source::{Token, TokenError, TokenSource, TokenSourceCredentials};
