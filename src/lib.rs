@@ -62,6 +62,7 @@ pub mod credentials;
 mod error;
 #[cfg(feature = "jwks")]
 mod fetch;
+mod file;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

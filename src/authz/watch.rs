@@ -51,22 +51,6 @@ pub enum PolicyFileError {
 /// `/dev/zero` cannot exhaust memory).
 pub(crate) const MAX_POLICY_BYTES: u64 = 1 << 20;
 
-/// The file's bytes, refused past [`MAX_POLICY_BYTES`].
-fn read_bounded(path: &std::path::Path) -> io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_POLICY_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_POLICY_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {MAX_POLICY_BYTES} bytes"),
-        ));
-    }
-    Ok(bytes)
-}
-
 /// Watches an authorization policy file: loads it at start, then checks it every
 /// interval and puts a changed, valid file in force; the layer takes its
 /// [`policy`](Self::policy).
@@ -231,7 +215,7 @@ impl PolicyWatcherBuilder {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(PolicyFileError::NoRuntime { path });
         };
-        let bytes = match read_bounded(&path) {
+        let bytes = match crate::file::read_bounded(&path, MAX_POLICY_BYTES) {
             Ok(bytes) => bytes,
             Err(source) => return Err(PolicyFileError::Read { path, source }),
         };
@@ -305,7 +289,11 @@ impl Task {
                 break;
             }
             let path = self.path.clone();
-            let read = match tokio::task::spawn_blocking(move || read_bounded(&path)).await {
+            let read = match tokio::task::spawn_blocking(move || {
+                crate::file::read_bounded(&path, MAX_POLICY_BYTES)
+            })
+            .await
+            {
                 Ok(read) => read,
                 // The runtime is shutting down.
                 Err(_) => break,

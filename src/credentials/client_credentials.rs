@@ -46,9 +46,7 @@ pub enum ClientAuth {
 /// # let _ = creds; Ok(()) }
 /// ```
 pub struct ClientCredentials {
-    client: reqwest::Client,
-    url: reqwest::Url,
-    limits: Limits,
+    endpoint: TokenEndpoint,
     client_id: String,
     secret: Secret,
     auth: ClientAuth,
@@ -132,18 +130,8 @@ impl ClientCredentialsBuilder {
 
     /// The token source; fails on a bad URL or TLS set-up.
     pub fn build(self) -> Result<ClientCredentials, TokenError> {
-        let config = |e: FetchError| TokenError::Refused(e.to_string());
-        let url = fetch::http_url(&self.url, self.allow_http).map_err(config)?;
-        let limits = Limits {
-            connect_timeout: Duration::from_secs(3),
-            timeout: Duration::from_secs(5),
-            max_bytes: 64 * 1024,
-        };
-        let client = fetch::client(&limits, &self.root_certificates_pem).map_err(config)?;
         Ok(ClientCredentials {
-            client,
-            url,
-            limits,
+            endpoint: TokenEndpoint::new(&self.url, self.allow_http, &self.root_certificates_pem)?,
             client_id: self.client_id,
             secret: self.secret,
             auth: self.auth,
@@ -151,6 +139,56 @@ impl ClientCredentialsBuilder {
             audience: self.audience,
             resource: self.resource,
         })
+    }
+}
+
+/// A token endpoint: the crate's HTTP client (fetch.rs) with the limits for it (64 KiB,
+/// 5 s), and the one mapping of its answers. Shared by the OAuth 2.0 token sources.
+pub(crate) struct TokenEndpoint {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    limits: Limits,
+}
+
+impl TokenEndpoint {
+    /// `url` (https; http only to loopback unless `allow_http`), trusting `roots` too.
+    pub(crate) fn new(url: &str, allow_http: bool, roots: &[Vec<u8>]) -> Result<Self, TokenError> {
+        let config = |e: FetchError| TokenError::Refused(e.to_string());
+        let url = fetch::http_url(url, allow_http).map_err(config)?;
+        let limits = Limits {
+            connect_timeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(5),
+            max_bytes: 64 * 1024,
+        };
+        let client = fetch::client(&limits, roots).map_err(config)?;
+        Ok(Self {
+            client,
+            url,
+            limits,
+        })
+    }
+
+    /// The endpoint's URL for messages (a password redacted).
+    pub(crate) fn shown(&self) -> String {
+        fetch::shown_str(self.url.as_str())
+    }
+
+    /// POSTs `form`: see [`request_token`].
+    pub(crate) async fn request(
+        &self,
+        form: &[(&str, &str)],
+        authorization: Option<&str>,
+        allow_na: bool,
+    ) -> Result<Token, TokenError> {
+        request_token(
+            &self.client,
+            &self.url,
+            &self.limits,
+            form,
+            authorization,
+            allow_na,
+        )
+        .await
     }
 }
 
@@ -172,7 +210,7 @@ struct ErrorResponse {
 /// `expires_in`; an OAuth 2.0 error (400/401) refused by its `error` code only; 5xx,
 /// garbage or no answer `UNAVAILABLE`. A token type other than bearer is refused
 /// (`N_A` too, unless `allow_na`: RFC 8693's "not an access token").
-pub(crate) async fn request_token(
+async fn request_token(
     client: &reqwest::Client,
     url: &reqwest::Url,
     limits: &Limits,
@@ -265,22 +303,16 @@ impl TokenSource for ClientCredentials {
                 None
             }
         };
-        request_token(
-            &self.client,
-            &self.url,
-            &self.limits,
-            &form,
-            authorization.as_ref().map(|a| a.as_str()),
-            false,
-        )
-        .await
+        self.endpoint
+            .request(&form, authorization.as_ref().map(|a| a.as_str()), false)
+            .await
     }
 }
 
 impl fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCredentials")
-            .field("url", &fetch::shown_str(self.url.as_str()))
+            .field("url", &self.endpoint.shown())
             .field("client_id", &self.client_id)
             .field("auth", &self.auth)
             .field("scope", &self.scope)

@@ -2,12 +2,11 @@
 //! credentials, gRFC L53) as a [`TokenSource`].
 
 use std::fmt;
-use std::time::Duration;
 
-use super::client_credentials::{ClientAuth, basic, request_token};
+use super::client_credentials::{ClientAuth, TokenEndpoint, basic};
 use super::token_source::{Token, TokenError, TokenSource};
 use crate::Secret;
-use crate::fetch::{self, FetchError, Limits};
+use crate::fetch;
 
 /// RFC 8693's grant type.
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -37,9 +36,7 @@ const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 /// ```
 pub struct TokenExchangeSource<S> {
     subject: S,
-    client: reqwest::Client,
-    url: reqwest::Url,
-    limits: Limits,
+    endpoint: TokenEndpoint,
     params: Params,
 }
 
@@ -138,19 +135,9 @@ impl<S: TokenSource> TokenExchangeSourceBuilder<S> {
 
     /// The token source; fails on a bad URL or TLS set-up.
     pub fn build(self) -> Result<TokenExchangeSource<S>, TokenError> {
-        let config = |e: FetchError| TokenError::Refused(e.to_string());
-        let url = fetch::http_url(&self.url, self.allow_http).map_err(config)?;
-        let limits = Limits {
-            connect_timeout: Duration::from_secs(3),
-            timeout: Duration::from_secs(5),
-            max_bytes: 64 * 1024,
-        };
-        let client = fetch::client(&limits, &self.root_certificates_pem).map_err(config)?;
         Ok(TokenExchangeSource {
+            endpoint: TokenEndpoint::new(&self.url, self.allow_http, &self.root_certificates_pem)?,
             subject: self.subject,
-            client,
-            url,
-            limits,
             params: self.params,
         })
     }
@@ -194,22 +181,16 @@ impl<S: TokenSource> TokenSource for TokenExchangeSource<S> {
                 }
             }
         }
-        request_token(
-            &self.client,
-            &self.url,
-            &self.limits,
-            &form,
-            authorization.as_ref().map(|a| a.as_str()),
-            true,
-        )
-        .await
+        self.endpoint
+            .request(&form, authorization.as_ref().map(|a| a.as_str()), true)
+            .await
     }
 }
 
 impl<S> fmt::Debug for TokenExchangeSource<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenExchangeSource")
-            .field("url", &fetch::shown_str(self.url.as_str()))
+            .field("url", &self.endpoint.shown())
             .field("audience", &self.params.audience)
             .finish_non_exhaustive()
     }

@@ -70,22 +70,6 @@ impl FileTokenSource {
     }
 }
 
-/// The file's bytes, refused past [`MAX_TOKEN_FILE_BYTES`].
-fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_TOKEN_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {MAX_TOKEN_FILE_BYTES} bytes"),
-        ));
-    }
-    Ok(bytes)
-}
-
 /// The `exp` of a JWT, unverified; `None` when it is not a JWT with a numeric `exp`.
 fn jwt_exp(token: &str) -> Option<u64> {
     let mut parts = token.split('.');
@@ -101,9 +85,11 @@ fn jwt_exp(token: &str) -> Option<u64> {
 impl TokenSource for FileTokenSource {
     async fn fetch(&self) -> Result<Token, TokenError> {
         let path = self.path.clone();
-        let read = tokio::task::spawn_blocking(move || read_bounded(&path))
-            .await
-            .map_err(|_| TokenError::Unavailable("token file read was cancelled".into()))?;
+        let read = tokio::task::spawn_blocking(move || {
+            crate::file::read_bounded(&path, MAX_TOKEN_FILE_BYTES)
+        })
+        .await
+        .map_err(|_| TokenError::Unavailable("token file read was cancelled".into()))?;
         let bytes = read.map_err(|e| {
             TokenError::Unavailable(format!(
                 "cannot read token file {}: {e}",
