@@ -177,6 +177,23 @@ pub(crate) fn client(
     limits: &Limits,
     extra_roots: &[Vec<u8>],
 ) -> Result<reqwest::Client, FetchError> {
+    client_with(limits, extra_roots, true)
+}
+
+/// [`client`] that follows no redirect: for POSTs that carry secrets (a client secret,
+/// a subject token in the form), which a 307/308 would send again to wherever it points.
+pub(crate) fn client_no_redirects(
+    limits: &Limits,
+    extra_roots: &[Vec<u8>],
+) -> Result<reqwest::Client, FetchError> {
+    client_with(limits, extra_roots, false)
+}
+
+fn client_with(
+    limits: &Limits,
+    extra_roots: &[Vec<u8>],
+    follow_redirects: bool,
+) -> Result<reqwest::Client, FetchError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 
@@ -200,17 +217,21 @@ pub(crate) fn client(
         .map_err(|e| config_err(format!("TLS: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let redirects = reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.previous().len() >= MAX_REDIRECTS {
-            attempt.error("too many redirects")
-        } else if attempt.url().scheme() != "https"
-            && attempt.previous().iter().any(|u| u.scheme() == "https")
-        {
-            attempt.error("redirect from https to http")
-        } else {
-            attempt.follow()
-        }
-    });
+    let redirects = if !follow_redirects {
+        reqwest::redirect::Policy::none()
+    } else {
+        reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if attempt.url().scheme() != "https"
+                && attempt.previous().iter().any(|u| u.scheme() == "https")
+            {
+                attempt.error("redirect from https to http")
+            } else {
+                attempt.follow()
+            }
+        })
+    };
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .connect_timeout(limits.connect_timeout)

@@ -410,8 +410,15 @@ async fn a_fifo_token_path_does_not_hang_the_fetch() {
     }
     let source = FileTokenSource::new(&p);
     let result = tokio::time::timeout(Duration::from_secs(2), source.fetch()).await;
-    // Unblock the reader so the runtime can shut down.
-    let _ = std::fs::OpenOptions::new().write(true).open(&p);
+    // Unblock a reader still waiting, so the runtime can shut down (non-blocking: when
+    // no reader waits, this open fails at once instead of waiting for one).
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&p);
+    }
     let _ = std::fs::remove_file(&p);
     assert!(
         result.is_ok(),

@@ -160,7 +160,9 @@ impl TokenEndpoint {
             timeout: Duration::from_secs(5),
             max_bytes: 64 * 1024,
         };
-        let client = fetch::client(&limits, roots).map_err(config)?;
+        // No redirects: a 307 would POST the client secret or the subject token again,
+        // to wherever it points (another host, plain http).
+        let client = fetch::client_no_redirects(&limits, roots).map_err(config)?;
         Ok(Self {
             client,
             url,
@@ -197,9 +199,40 @@ struct TokenResponse {
     access_token: String,
     #[serde(default)]
     token_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
     expires_in: Option<u64>,
 }
+
+/// `expires_in` as a number or a numeric string (several providers send `"3599"`).
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Number(u64),
+        Text(String),
+    }
+    Ok(match Option::<Seconds>::deserialize(d)? {
+        None => None,
+        Some(Seconds::Number(n)) => Some(n),
+        Some(Seconds::Text(t)) => Some(
+            t.trim()
+                .parse()
+                .map_err(|_| serde::de::Error::custom("expires_in is not a number"))?,
+        ),
+    })
+}
+
+/// The OAuth 2.0 error codes a refusal may name (RFC 6749 5.2, RFC 8693 2.2.2, RFC
+/// 8707): anything else an endpoint says (it could echo what it was sent) is not shown.
+const ERROR_CODES: [&str; 7] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "invalid_target",
+];
 
 #[derive(Deserialize)]
 struct ErrorResponse {
@@ -252,7 +285,7 @@ async fn request_token(
             let code = serde_json::from_slice::<ErrorResponse>(&body)
                 .map(|e| e.error)
                 .ok()
-                .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()))
+                .filter(|c| ERROR_CODES.contains(&c.as_str()))
                 .unwrap_or_else(|| format!("HTTP {status}"));
             Err(TokenError::Refused(format!(
                 "token endpoint {endpoint} refused: {code}"

@@ -79,7 +79,9 @@ fn jwt_exp(token: &str) -> Option<u64> {
     }
     let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&json).ok()?;
-    claims.get("exp")?.as_u64()
+    // RFC 7519: a NumericDate may have a fractional part.
+    let exp = claims.get("exp")?.as_f64()?;
+    (exp.is_finite() && exp >= 0.0).then_some(exp as u64)
 }
 
 impl TokenSource for FileTokenSource {
