@@ -17,6 +17,11 @@ pub enum AuthError {
     /// The credential is malformed, invalid, expired or unknown: `UNAUTHENTICATED`.
     #[error("{0}")]
     Unauthenticated(Cow<'static, str>),
+    /// The credential is not in a form this scheme reads (an opaque bearer token to the
+    /// JWT scheme): `UNAUTHENTICATED` when it is the last word, but in
+    /// [`a.or(b)`](crate::Authenticator::or) the other scheme may still claim it.
+    #[error("{0}")]
+    Unrecognized(Cow<'static, str>),
     /// Authenticated, but not allowed to call the method: `PERMISSION_DENIED`.
     #[error("{0}")]
     PermissionDenied(Cow<'static, str>),
@@ -33,6 +38,12 @@ impl AuthError {
     /// An `UNAUTHENTICATED` error with `message`.
     pub fn unauthenticated(message: impl Into<Cow<'static, str>>) -> Self {
         Self::Unauthenticated(message.into())
+    }
+
+    /// An [`Unrecognized`](Self::Unrecognized) error with `message`: refused unless
+    /// another scheme of an [`or`](crate::Authenticator::or) claims the credential.
+    pub fn unrecognized(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Unrecognized(message.into())
     }
 
     /// A `PERMISSION_DENIED` error with `message`.
@@ -53,7 +64,9 @@ impl AuthError {
     /// The gRPC code this error is answered with.
     pub fn code(&self) -> Code {
         match self {
-            Self::Missing | Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::Missing | Self::Unauthenticated(_) | Self::Unrecognized(_) => {
+                Code::Unauthenticated
+            }
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::Unavailable(_) => Code::Unavailable,
             Self::ResourceExhausted(_) => Code::ResourceExhausted,

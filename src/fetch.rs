@@ -171,6 +171,57 @@ pub(crate) async fn post_form(
     Ok((status, body))
 }
 
+/// Why an issuer's metadata named no usable endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DiscoveryError {
+    /// The document is another issuer's.
+    IssuerMismatch { expected: String, found: String },
+    /// Not a metadata document, or the field is missing or not a usable URL.
+    Invalid(String),
+}
+
+/// The URL in `field` (`jwks_uri`, `token_endpoint`, `introspection_endpoint`) of the
+/// OpenID Connect / RFC 8414 metadata `body` fetched from `config`, whose `issuer`
+/// must be `issuer`. An https document may not point to an http endpoint.
+pub(crate) fn discovered_url(
+    body: &[u8],
+    issuer: &str,
+    config: &Url,
+    field: &str,
+    allow_http: bool,
+) -> Result<Url, DiscoveryError> {
+    let invalid = |what: String| DiscoveryError::Invalid(format!("{}: {what}", Shown(config)));
+    let doc: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("not an OpenID Connect discovery document: {e}")))?;
+    let found = doc.get("issuer").and_then(|v| v.as_str());
+    if found != Some(issuer) {
+        return Err(DiscoveryError::IssuerMismatch {
+            expected: issuer.to_owned(),
+            found: found.unwrap_or_default().to_owned(),
+        });
+    }
+    let Some(uri) = doc.get(field).and_then(|v| v.as_str()) else {
+        return Err(invalid(format!("no {field}")));
+    };
+    let url = http_url(uri, allow_http).map_err(|e| invalid(format!("{field}: {e}")))?;
+    if config.scheme() == "https" && url.scheme() != "https" {
+        return Err(invalid(format!("{field} {} is not https", Shown(&url))));
+    }
+    Ok(url)
+}
+
+/// The issuer's OpenID Connect discovery document URL
+/// (`{issuer}/.well-known/openid-configuration`).
+pub(crate) fn discovery_url(issuer: &str, allow_http: bool) -> Result<Url, FetchError> {
+    http_url(
+        &format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        ),
+        allow_http,
+    )
+}
+
 /// The HTTP client: rustls with this crate's crypto provider (aws-lc-rs, or ring
 /// under `rust-crypto`), the system's root certificates plus `extra_roots`.
 pub(crate) fn client(

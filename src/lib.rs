@@ -68,6 +68,8 @@ mod file;
 pub mod fuzzing;
 pub mod layer;
 pub mod metrics;
+#[cfg(feature = "jwks")]
+pub mod oauth;
 pub mod policy;
 mod principal;
 mod secret;

@@ -16,9 +16,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use grpc_auth::credentials::{
-    CallContext, CallCredentials, CallOutcome, ClientAuth, ClientCredentials, FileTokenSource,
-    Token, TokenError, TokenExchangeSource, TokenSource, TokenSourceCredentials,
+    CallContext, CallCredentials, CallOutcome, ClientCredentials, FileTokenSource, Token,
+    TokenError, TokenExchangeSource, TokenSource, TokenSourceCredentials,
 };
+use grpc_auth::oauth::ClientAuth;
 use http::{HeaderMap, HeaderValue};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
@@ -113,10 +114,12 @@ impl TokenSource for Subject {
 async fn a_307_to_another_host_does_not_resend_the_client_secret() {
     let (other, other_seen) = server("127.0.0.1:0", ok_token()).await;
     let (idp, _) = server("127.0.0.1:0", redirect_to(format!("http://{other}/steal"))).await;
-    let source = ClientCredentials::builder(format!("http://{idp}/token"), "billing", "s3cret")
-        .auth(ClientAuth::SecretPost)
-        .build()
-        .unwrap();
+    let source = ClientCredentials::builder(
+        format!("http://{idp}/token"),
+        ClientAuth::secret_post("billing", "s3cret"),
+    )
+    .build()
+    .unwrap();
     let _ = source.fetch().await;
     let seen = other_seen.lock().unwrap().clone();
     assert!(
@@ -178,10 +181,12 @@ async fn a_loopback_http_endpoint_cannot_redirect_to_plain_http_off_loopback() {
         redirect_to(format!("http://{ip}:{}/token", far.port())),
     )
     .await;
-    let source = ClientCredentials::builder(format!("http://{local}/token"), "billing", "s3cret")
-        .auth(ClientAuth::SecretPost)
-        .build()
-        .unwrap();
+    let source = ClientCredentials::builder(
+        format!("http://{local}/token"),
+        ClientAuth::secret_post("billing", "s3cret"),
+    )
+    .build()
+    .unwrap();
     let _ = source.fetch().await;
     let seen = far_seen.lock().unwrap().clone();
     assert!(
@@ -195,9 +200,12 @@ async fn a_loopback_http_endpoint_cannot_redirect_to_plain_http_off_loopback() {
 async fn a_redirect_to_another_host_drops_the_basic_header() {
     let (other, other_seen) = server("127.0.0.1:0", ok_token()).await;
     let (idp, _) = server("127.0.0.1:0", redirect_to(format!("http://{other}/x"))).await;
-    let source = ClientCredentials::builder(format!("http://{idp}/token"), "billing", "s3cret")
-        .build()
-        .unwrap();
+    let source = ClientCredentials::builder(
+        format!("http://{idp}/token"),
+        ClientAuth::secret_basic("billing", "s3cret"),
+    )
+    .build()
+    .unwrap();
     let _ = source.fetch().await;
     for (_, auth, _) in other_seen.lock().unwrap().iter() {
         assert!(auth.is_none(), "Basic sent across hosts: {auth:?}");
@@ -220,10 +228,12 @@ async fn an_error_code_echoing_the_secret_is_not_shown() {
         (400, vec![], r#"{"error":"client_secret=s3cret"}"#.into()),
     )
     .await;
-    let source = ClientCredentials::builder(format!("http://{idp}/token"), "billing", "s3cret")
-        .auth(ClientAuth::SecretPost)
-        .build()
-        .unwrap();
+    let source = ClientCredentials::builder(
+        format!("http://{idp}/token"),
+        ClientAuth::secret_post("billing", "s3cret"),
+    )
+    .build()
+    .unwrap();
     let e = source.fetch().await.unwrap_err();
     assert!(matches!(e, TokenError::Refused(_)), "{e}");
     assert!(
@@ -241,9 +251,12 @@ async fn an_error_description_or_odd_code_is_not_shown() {
         r#"{"error":"s3cret\r\ninjected"}"#,
     ] {
         let (idp, _) = server("127.0.0.1:0", (401, vec![], body.into())).await;
-        let source = ClientCredentials::builder(format!("http://{idp}/token"), "b", "s3cret")
-            .build()
-            .unwrap();
+        let source = ClientCredentials::builder(
+            format!("http://{idp}/token"),
+            ClientAuth::secret_basic("b", "s3cret"),
+        )
+        .build()
+        .unwrap();
         let e = source.fetch().await.unwrap_err();
         assert!(!e.to_string().contains("s3cret"), "{body}: {e}");
     }
@@ -265,9 +278,12 @@ async fn odd_expires_in_values_do_not_panic() {
         ),
     )
     .await;
-    let source = ClientCredentials::builder(format!("http://{idp}/token"), "b", "s")
-        .build()
-        .unwrap();
+    let source = ClientCredentials::builder(
+        format!("http://{idp}/token"),
+        ClientAuth::secret_basic("b", "s"),
+    )
+    .build()
+    .unwrap();
     let t = source.fetch().await.unwrap();
     assert!(t.expires_at().unwrap() > SystemTime::now());
     for v in ["-1", "1e300", "3600.5"] {
@@ -280,9 +296,12 @@ async fn odd_expires_in_values_do_not_panic() {
             ),
         )
         .await;
-        let source = ClientCredentials::builder(format!("http://{idp}/token"), "b", "s")
-            .build()
-            .unwrap();
+        let source = ClientCredentials::builder(
+            format!("http://{idp}/token"),
+            ClientAuth::secret_basic("b", "s"),
+        )
+        .build()
+        .unwrap();
         let _ = source.fetch().await; // no panic
     }
 }
@@ -301,9 +320,12 @@ async fn expires_in_as_a_string_is_accepted() {
         ),
     )
     .await;
-    let source = ClientCredentials::builder(format!("http://{idp}/token"), "b", "s")
-        .build()
-        .unwrap();
+    let source = ClientCredentials::builder(
+        format!("http://{idp}/token"),
+        ClientAuth::secret_basic("b", "s"),
+    )
+    .build()
+    .unwrap();
     let t = source.fetch().await;
     assert!(t.is_ok(), "{:?}", t.err());
 }
@@ -320,9 +342,12 @@ async fn a_token_with_crlf_is_not_injected_into_the_header() {
         ),
     )
     .await;
-    let source = ClientCredentials::builder(format!("http://{idp}/token"), "b", "s")
-        .build()
-        .unwrap();
+    let source = ClientCredentials::builder(
+        format!("http://{idp}/token"),
+        ClientAuth::secret_basic("b", "s"),
+    )
+    .build()
+    .unwrap();
     let creds = TokenSourceCredentials::new(source);
     let e = creds.header_value().await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unauthenticated);
@@ -337,9 +362,12 @@ async fn a_huge_answer_is_refused() {
         "a".repeat(200_000)
     );
     let (idp, _) = server("127.0.0.1:0", (200, vec![], big)).await;
-    let source = ClientCredentials::builder(format!("http://{idp}/token"), "b", "s")
-        .build()
-        .unwrap();
+    let source = ClientCredentials::builder(
+        format!("http://{idp}/token"),
+        ClientAuth::secret_basic("b", "s"),
+    )
+    .build()
+    .unwrap();
     let e = source.fetch().await.unwrap_err();
     assert!(e.to_string().contains("larger than"), "{e}");
 }
@@ -348,21 +376,30 @@ async fn a_huge_answer_is_refused() {
 /// loopback is refused at build.
 #[tokio::test]
 async fn debug_and_config_errors_hide_secrets() {
-    let b = ClientCredentials::builder("https://u:pw-secret@idp.example/token", "id", "s3cret");
+    let b = ClientCredentials::builder(
+        "https://u:pw-secret@idp.example/token",
+        ClientAuth::secret_basic("id", "s3cret"),
+    );
     assert!(!format!("{b:?}").contains("pw-secret"));
     assert!(!format!("{b:?}").contains("s3cret"));
     let c = b.build().unwrap();
     assert!(!format!("{c:?}").contains("pw-secret"));
     assert!(!format!("{c:?}").contains("s3cret"));
-    let e = ClientCredentials::builder("http://u:pw-secret@idp.example/token", "id", "s")
-        .build()
-        .unwrap_err();
+    let e = ClientCredentials::builder(
+        "http://u:pw-secret@idp.example/token",
+        ClientAuth::secret_basic("id", "s"),
+    )
+    .build()
+    .unwrap_err();
     assert!(!e.to_string().contains("pw-secret"), "{e}");
     assert!(e.to_string().contains("plain http"), "{e}");
     // Unreachable: the error shows no password.
-    let c = ClientCredentials::builder("http://u:pw-secret@127.0.0.1:1/token", "id", "s")
-        .build()
-        .unwrap();
+    let c = ClientCredentials::builder(
+        "http://u:pw-secret@127.0.0.1:1/token",
+        ClientAuth::secret_basic("id", "s"),
+    )
+    .build()
+    .unwrap();
     let e = c.fetch().await.unwrap_err();
     assert!(!e.to_string().contains("pw-secret"), "{e}");
 }

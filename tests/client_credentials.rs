@@ -6,7 +6,8 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use grpc_auth::credentials::{ClientAuth, ClientCredentials, TokenError, TokenSource};
+use grpc_auth::credentials::{ClientCredentials, TokenError, TokenSource};
+use grpc_auth::oauth::ClientAuth;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -72,7 +73,7 @@ async fn a_token_is_fetched_with_client_secret_basic_scope_and_resource() {
         r#"{"access_token":"at-1","token_type":"Bearer","expires_in":300}"#,
     )
     .await;
-    let source = ClientCredentials::builder(&url, "bill:ing", "s3 cret")
+    let source = ClientCredentials::builder(&url, ClientAuth::secret_basic("bill:ing", "s3 cret"))
         .scope("greeter.read greeter.write")
         .resource("https://greeter.example")
         .build()
@@ -100,8 +101,7 @@ async fn a_token_is_fetched_with_client_secret_basic_scope_and_resource() {
 #[tokio::test]
 async fn client_secret_post_puts_the_credentials_in_the_form() {
     let (url, ep) = endpoint(200, r#"{"access_token":"at-2","token_type":"bearer"}"#).await;
-    let source = ClientCredentials::builder(&url, "billing", "s3cret")
-        .auth(ClientAuth::SecretPost)
+    let source = ClientCredentials::builder(&url, ClientAuth::secret_post("billing", "s3cret"))
         .audience("greeter")
         .build()
         .unwrap();
@@ -143,9 +143,10 @@ async fn answers_map_to_refused_or_unavailable_without_secrets() {
     ];
     for (status, body, refused, want) in cases {
         let (url, _) = endpoint(status, body).await;
-        let source = ClientCredentials::builder(&url, "billing", "s3cret")
-            .build()
-            .unwrap();
+        let source =
+            ClientCredentials::builder(&url, ClientAuth::secret_basic("billing", "s3cret"))
+                .build()
+                .unwrap();
         let e = source.fetch().await.unwrap_err();
         assert_eq!(
             matches!(e, TokenError::Refused(_)),
@@ -156,18 +157,24 @@ async fn answers_map_to_refused_or_unavailable_without_secrets() {
         assert!(!e.to_string().contains("s3cret"), "{e}");
     }
     // Nothing listening: unavailable.
-    let e = ClientCredentials::builder("http://127.0.0.1:1/token", "billing", "s3cret")
-        .build()
-        .unwrap()
-        .fetch()
-        .await
-        .unwrap_err();
+    let e = ClientCredentials::builder(
+        "http://127.0.0.1:1/token",
+        ClientAuth::secret_basic("billing", "s3cret"),
+    )
+    .build()
+    .unwrap()
+    .fetch()
+    .await
+    .unwrap_err();
     assert!(matches!(e, TokenError::Unavailable(_)), "{e}");
     // A plain-http endpoint off loopback is refused at build.
     assert!(
-        ClientCredentials::builder("http://idp.example/token", "billing", "s3cret")
-            .build()
-            .is_err()
+        ClientCredentials::builder(
+            "http://idp.example/token",
+            ClientAuth::secret_basic("billing", "s3cret")
+        )
+        .build()
+        .is_err()
     );
 }
 
@@ -194,7 +201,7 @@ async fn token_exchange_sends_the_subject_token_and_takes_an_n_a_token() {
     let sts = TokenExchangeSource::builder(&url, Subject(Ok("subject.jwt.token")))
         .audience("greeter")
         .scope("greeter.read")
-        .client("sts-client", "s3cret", ClientAuth::SecretPost)
+        .client(ClientAuth::secret_post("sts-client", "s3cret"))
         .build()
         .unwrap();
     let token = sts.fetch().await.unwrap();

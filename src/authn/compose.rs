@@ -12,6 +12,11 @@ use crate::AuthError;
 /// accepts, `B` still judges the request, with the entries `A` accepted hidden
 /// ([`Authenticated::credentials`]), so a valid bearer cannot carry a wrong or repeated
 /// `x-api-key` past the check. The principal is the first accepting scheme's.
+///
+/// One refusal is not final: [`AuthError::Unrecognized`], a credential in a form the
+/// scheme does not read. The JWT scheme says so of a bearer token that is not a JWT,
+/// so `jwt.or(introspection)` verifies JWTs locally and gives every other bearer
+/// token to the introspection endpoint. When no scheme claims it, the refusal stands.
 /// Built with [`Authenticator::or`].
 #[derive(Debug, Clone)]
 pub struct AnyOf<A, B> {
@@ -28,7 +33,19 @@ impl<A, B> AnyOf<A, B> {
 
 impl<A: Authenticator, B: Authenticator> Authenticator for AnyOf<A, B> {
     async fn authenticate(&self, req: &AuthRequest<'_>) -> AuthResult {
-        let Some(mut found) = judged(&self.first, req).await? else {
+        let first = match judged(&self.first, req).await {
+            Ok(first) => first,
+            // Not `A`'s form (an opaque token to the JWT scheme): `B` may claim it, and
+            // if `B` does not read it either, `A`'s refusal stands.
+            Err(e @ AuthError::Unrecognized(_)) => {
+                return match judged(&self.second, req).await {
+                    Ok(None) | Err(AuthError::Unrecognized(_)) => Err(e),
+                    other => other,
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(mut found) = first else {
             return judged(&self.second, req).await;
         };
         let also = {

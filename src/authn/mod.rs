@@ -30,6 +30,8 @@ mod basic;
 mod compose;
 mod failures;
 pub mod hmac;
+#[cfg(feature = "jwks")]
+mod introspection;
 pub mod jwt;
 pub(crate) mod mtls;
 pub(crate) mod request;
@@ -48,6 +50,10 @@ pub use basic::{BasicAuthenticator, PasswordHashError};
 pub use compose::{AllOf, AnyOf};
 pub use failures::FailureLimits;
 pub use hmac::{HmacAuthenticator, HmacVerifier};
+#[cfg(feature = "jwks")]
+pub use introspection::{
+    IntrospectionAuthenticator, IntrospectionAuthenticatorBuilder, IntrospectionError,
+};
 pub use jwt::JwtAuthenticator;
 pub use mtls::MtlsAuthenticator;
 pub(crate) use request::DEFAULT_MAX_VALUE_LEN;

@@ -233,6 +233,40 @@ impl fmt::Debug for MtlsAuthenticator {
     }
 }
 
+/// A token bound to a certificate (RFC 8705: `cnf` with `x5t#S256`) is accepted only on
+/// a connection whose client certificate has that SHA-256 thumbprint: a stolen token
+/// cannot be replayed from another workload. A `cnf` with no method this crate can
+/// check (DPoP's `jkt`) is refused: the binding could not be checked.
+pub(crate) fn check_binding(principal: &Principal, req: &AuthRequest<'_>) -> Result<(), AuthError> {
+    let Some(cnf) = principal.claims().get("cnf") else {
+        return Ok(());
+    };
+    let Some(expected) = cnf.get("x5t#S256").and_then(Value::as_str) else {
+        return Err(AuthError::unauthenticated(
+            "token bound by an unsupported confirmation method",
+        ));
+    };
+    let actual = req
+        .peer_certificates()
+        .and_then(|certs| certs.leaf_thumbprint());
+    match actual {
+        Some(actual)
+            if bool::from(subtle::ConstantTimeEq::ct_eq(
+                actual.as_bytes(),
+                expected.as_bytes(),
+            )) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(AuthError::unauthenticated(
+            "certificate-bound token presented with another certificate",
+        )),
+        None => Err(AuthError::unauthenticated(
+            "certificate-bound token presented without a client certificate",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

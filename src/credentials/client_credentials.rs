@@ -4,51 +4,41 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::token_source::{Token, TokenError, TokenSource};
-use crate::Secret;
 use crate::fetch::{self, FetchError, Limits};
-
-/// How the client proves itself to the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum ClientAuth {
-    /// HTTP Basic with the form-urlencoded id and secret (`client_secret_basic`, the
-    /// default).
-    #[default]
-    SecretBasic,
-    /// `client_id` and `client_secret` in the form (`client_secret_post`).
-    SecretPost,
-}
+use crate::oauth::{ClientAuth, Endpoint};
 
 /// Tokens from an OAuth 2.0 token endpoint by the client-credentials grant, for
 /// [`TokenSourceCredentials`](super::TokenSourceCredentials).
+///
+/// The endpoint is configured ([`builder`](Self::builder)) or read from the issuer's
+/// discovery document's `token_endpoint` on first use
+/// ([`builder_for_issuer`](Self::builder_for_issuer)). The client authenticates by
+/// [`ClientAuth`]: `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
 ///
 /// Answers map to the client's rules: a token (`access_token`, `token_type` Bearer,
 /// `expires_in`) is used until it expires; an endpoint that could not be reached,
 /// timed out, answered 5xx or garbage is `UNAVAILABLE` (retried with backoff); an
 /// OAuth 2.0 error (`invalid_client`, `invalid_scope`, ...; HTTP 400/401) is a refusal
 /// (`UNAUTHENTICATED`), named by its `error` code. Messages never carry the secret or
-/// a token. Responses are bounded (64 KiB), the call to 5 s.
+/// a token. Responses are bounded (64 KiB), the call to 5 s; no redirect is followed.
 ///
 /// ```no_run
-/// use grpc_auth::credentials::{ClientAuth, ClientCredentials, TokenSourceCredentials};
+/// use grpc_auth::credentials::{ClientCredentials, TokenSourceCredentials};
+/// use grpc_auth::oauth::ClientAuth;
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let source = ClientCredentials::builder("https://idp.example/oauth/token", "billing", "s3cret")
+/// let auth = ClientAuth::secret_basic("billing", "s3cret");
+/// let source = ClientCredentials::builder("https://idp.example/oauth/token", auth)
 ///     .scope("greeter.read")
 ///     .resource("https://greeter.example")      // RFC 8707
-///     .auth(ClientAuth::SecretBasic)
 ///     .build()?;
 /// let creds = TokenSourceCredentials::new(source);
 /// # let _ = creds; Ok(()) }
 /// ```
 pub struct ClientCredentials {
     endpoint: TokenEndpoint,
-    client_id: String,
-    secret: Secret,
     auth: ClientAuth,
     scope: Option<String>,
     audience: Option<String>,
@@ -57,9 +47,7 @@ pub struct ClientCredentials {
 
 /// Builds [`ClientCredentials`]: see [`ClientCredentials::builder`].
 pub struct ClientCredentialsBuilder {
-    url: String,
-    client_id: String,
-    secret: Secret,
+    url: Where,
     auth: ClientAuth,
     scope: Option<String>,
     audience: Option<String>,
@@ -68,19 +56,36 @@ pub struct ClientCredentialsBuilder {
     root_certificates_pem: Vec<Vec<u8>>,
 }
 
+/// A token endpoint's URL, or the issuer whose discovery document names it.
+enum Where {
+    Url(String),
+    Issuer(String),
+}
+
 impl ClientCredentials {
     /// The grant at the token endpoint `token_url` (https; plain http only to loopback
-    /// unless [`allow_http`](ClientCredentialsBuilder::allow_http)) as `client_id`.
-    pub fn builder(
-        token_url: impl Into<String>,
-        client_id: impl Into<String>,
-        client_secret: impl Into<Secret>,
+    /// unless [`allow_http`](ClientCredentialsBuilder::allow_http)), authenticated as
+    /// `auth`.
+    pub fn builder(token_url: impl Into<String>, auth: ClientAuth) -> ClientCredentialsBuilder {
+        ClientCredentialsBuilder::new(Where::Url(token_url.into()), auth)
+    }
+
+    /// The grant at the `token_endpoint` that `issuer`'s OpenID Connect discovery
+    /// document (`{issuer}/.well-known/openid-configuration`) names, read on the first
+    /// fetch (a failed discovery is `UNAVAILABLE` and tried again on the next).
+    pub fn builder_for_issuer(
+        issuer: impl Into<String>,
+        auth: ClientAuth,
     ) -> ClientCredentialsBuilder {
-        ClientCredentialsBuilder {
-            url: token_url.into(),
-            client_id: client_id.into(),
-            secret: client_secret.into(),
-            auth: ClientAuth::default(),
+        ClientCredentialsBuilder::new(Where::Issuer(issuer.into()), auth)
+    }
+}
+
+impl ClientCredentialsBuilder {
+    fn new(url: Where, auth: ClientAuth) -> Self {
+        Self {
+            url,
+            auth,
             scope: None,
             audience: None,
             resource: Vec::new(),
@@ -88,9 +93,7 @@ impl ClientCredentials {
             root_certificates_pem: Vec::new(),
         }
     }
-}
 
-impl ClientCredentialsBuilder {
     /// The `scope` to ask for (space-separated).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scope = Some(scope.into());
@@ -109,12 +112,6 @@ impl ClientCredentialsBuilder {
         self
     }
 
-    /// How the client authenticates (default `client_secret_basic`).
-    pub fn auth(mut self, auth: ClientAuth) -> Self {
-        self.auth = auth;
-        self
-    }
-
     /// Allows a plain `http://` token endpoint off loopback (never in production: the
     /// secret would travel in clear).
     pub fn allow_http(mut self) -> Self {
@@ -130,10 +127,13 @@ impl ClientCredentialsBuilder {
 
     /// The token source; fails on a bad URL or TLS set-up.
     pub fn build(self) -> Result<ClientCredentials, TokenError> {
+        let roots = &self.root_certificates_pem;
+        let endpoint = match &self.url {
+            Where::Url(url) => TokenEndpoint::new(url, self.allow_http, roots)?,
+            Where::Issuer(issuer) => TokenEndpoint::for_issuer(issuer, self.allow_http, roots)?,
+        };
         Ok(ClientCredentials {
-            endpoint: TokenEndpoint::new(&self.url, self.allow_http, &self.root_certificates_pem)?,
-            client_id: self.client_id,
-            secret: self.secret,
+            endpoint,
             auth: self.auth,
             scope: self.scope,
             audience: self.audience,
@@ -142,56 +142,58 @@ impl ClientCredentialsBuilder {
     }
 }
 
-/// A token endpoint: the crate's HTTP client (fetch.rs) with the limits for it (64 KiB,
-/// 5 s), and the one mapping of its answers. Shared by the OAuth 2.0 token sources.
-pub(crate) struct TokenEndpoint {
-    client: reqwest::Client,
-    url: reqwest::Url,
-    limits: Limits,
-}
+/// A token endpoint: the shared [`Endpoint`] with the limits for it (64 KiB, 5 s), and
+/// the one mapping of its answers. Shared by the OAuth 2.0 token sources.
+pub(crate) struct TokenEndpoint(Endpoint);
+
+const TOKEN_LIMITS: Limits = Limits {
+    connect_timeout: Duration::from_secs(3),
+    timeout: Duration::from_secs(5),
+    max_bytes: 64 * 1024,
+};
 
 impl TokenEndpoint {
     /// `url` (https; http only to loopback unless `allow_http`), trusting `roots` too.
     pub(crate) fn new(url: &str, allow_http: bool, roots: &[Vec<u8>]) -> Result<Self, TokenError> {
-        let config = |e: FetchError| TokenError::Refused(e.to_string());
-        let url = fetch::http_url(url, allow_http).map_err(config)?;
-        let limits = Limits {
-            connect_timeout: Duration::from_secs(3),
-            timeout: Duration::from_secs(5),
-            max_bytes: 64 * 1024,
-        };
-        // No redirects: a 307 would POST the client secret or the subject token again,
-        // to wherever it points (another host, plain http).
-        let client = fetch::client_no_redirects(&limits, roots).map_err(config)?;
-        Ok(Self {
-            client,
-            url,
-            limits,
-        })
+        Endpoint::fixed(url, allow_http, roots, TOKEN_LIMITS)
+            .map(Self)
+            .map_err(config)
+    }
+
+    /// The `token_endpoint` of `issuer`'s discovery document.
+    pub(crate) fn for_issuer(
+        issuer: &str,
+        allow_http: bool,
+        roots: &[Vec<u8>],
+    ) -> Result<Self, TokenError> {
+        Endpoint::discovered(issuer, "token_endpoint", allow_http, roots, TOKEN_LIMITS)
+            .map(Self)
+            .map_err(config)
     }
 
     /// The endpoint's URL for messages (a password redacted).
     pub(crate) fn shown(&self) -> String {
-        fetch::shown_str(self.url.as_str())
+        self.0.shown()
     }
 
-    /// POSTs `form`: see [`request_token`].
+    /// POSTs `form`, the client authenticated by `auth`: see [`token_from`].
     pub(crate) async fn request(
         &self,
         form: &[(&str, &str)],
-        authorization: Option<&str>,
+        auth: Option<&ClientAuth>,
         allow_na: bool,
     ) -> Result<Token, TokenError> {
-        request_token(
-            &self.client,
-            &self.url,
-            &self.limits,
-            form,
-            authorization,
-            allow_na,
-        )
-        .await
+        let (status, body) = self
+            .0
+            .post(form, auth)
+            .await
+            .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+        token_from(status, &body, &self.shown(), allow_na)
     }
+}
+
+fn config(e: FetchError) -> TokenError {
+    TokenError::Refused(e.to_string())
 }
 
 #[derive(Deserialize)]
@@ -239,25 +241,19 @@ struct ErrorResponse {
     error: String,
 }
 
-/// POSTs `form` to the token endpoint and maps the answer: a token until
-/// `expires_in`; an OAuth 2.0 error (400/401) refused by its `error` code only; 5xx,
-/// garbage or no answer `UNAVAILABLE`. A token type other than bearer is refused
-/// (`N_A` too, unless `allow_na`: RFC 8693's "not an access token").
-async fn request_token(
-    client: &reqwest::Client,
-    url: &reqwest::Url,
-    limits: &Limits,
-    form: &[(&str, &str)],
-    authorization: Option<&str>,
+/// Maps a token endpoint's answer: a token until `expires_in`; an OAuth 2.0 error
+/// (400/401) refused by its `error` code only; 5xx or garbage `UNAVAILABLE`. A token
+/// type other than bearer is refused (`N_A` too, unless `allow_na`: RFC 8693's "not an
+/// access token").
+fn token_from(
+    status: u16,
+    body: &[u8],
+    endpoint: &str,
     allow_na: bool,
 ) -> Result<Token, TokenError> {
-    let (status, body) = fetch::post_form(client, url, limits, form, authorization)
-        .await
-        .map_err(|e| TokenError::Unavailable(e.to_string()))?;
-    let endpoint = fetch::shown_str(url.as_str());
     match status {
         200 => {
-            let Ok(t) = serde_json::from_slice::<TokenResponse>(&body) else {
+            let Ok(t) = serde_json::from_slice::<TokenResponse>(body) else {
                 return Err(TokenError::Unavailable(format!(
                     "token endpoint {endpoint} answered no token"
                 )));
@@ -282,7 +278,7 @@ async fn request_token(
         }
         400 | 401 => {
             // Only the registered error code: a description could echo input.
-            let code = serde_json::from_slice::<ErrorResponse>(&body)
+            let code = serde_json::from_slice::<ErrorResponse>(body)
                 .map(|e| e.error)
                 .ok()
                 .filter(|c| ERROR_CODES.contains(&c.as_str()))
@@ -297,24 +293,8 @@ async fn request_token(
     }
 }
 
-/// RFC 6749 section 2.3.1: id and secret form-urlencoded, then Basic.
-pub(crate) fn basic(id: &str, secret: &[u8]) -> String {
-    let secret = String::from_utf8_lossy(secret);
-    let pair = format!(
-        "{}:{}",
-        utf8_percent_encode(id, NON_ALPHANUMERIC),
-        utf8_percent_encode(&secret, NON_ALPHANUMERIC)
-    );
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
-}
-
 impl TokenSource for ClientCredentials {
     async fn fetch(&self) -> Result<Token, TokenError> {
-        let secret = String::from_utf8_lossy(self.secret.expose()).into_owned();
-        let secret = zeroize::Zeroizing::new(secret);
         let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
         if let Some(scope) = &self.scope {
             form.push(("scope", scope));
@@ -325,20 +305,7 @@ impl TokenSource for ClientCredentials {
         for r in &self.resource {
             form.push(("resource", r));
         }
-        let authorization = match self.auth {
-            ClientAuth::SecretBasic => Some(zeroize::Zeroizing::new(basic(
-                &self.client_id,
-                self.secret.expose(),
-            ))),
-            ClientAuth::SecretPost => {
-                form.push(("client_id", &self.client_id));
-                form.push(("client_secret", &secret));
-                None
-            }
-        };
-        self.endpoint
-            .request(&form, authorization.as_ref().map(|a| a.as_str()), false)
-            .await
+        self.endpoint.request(&form, Some(&self.auth), false).await
     }
 }
 
@@ -346,7 +313,6 @@ impl fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCredentials")
             .field("url", &self.endpoint.shown())
-            .field("client_id", &self.client_id)
             .field("auth", &self.auth)
             .field("scope", &self.scope)
             .finish_non_exhaustive()
@@ -356,23 +322,13 @@ impl fmt::Debug for ClientCredentials {
 impl fmt::Debug for ClientCredentialsBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCredentialsBuilder")
-            .field("url", &fetch::shown_str(&self.url))
-            .field("client_id", &self.client_id)
+            .field(
+                "url",
+                &match &self.url {
+                    Where::Url(url) | Where::Issuer(url) => fetch::shown_str(url),
+                },
+            )
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_form_urlencodes_id_and_secret() {
-        // RFC 6749 2.3.1: "a:b" and "c d" are encoded before base64.
-        let got = basic("a:b", b"c d");
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(got.strip_prefix("Basic ").unwrap())
-            .unwrap();
-        assert_eq!(decoded, b"a%3Ab:c%20d");
     }
 }

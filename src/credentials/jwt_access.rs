@@ -51,18 +51,8 @@ impl JwtAccessCredentials {
         pem: &[u8],
         issuer: impl Into<String>,
     ) -> Result<Self, KeyError> {
-        crate::authn::jwt::install_crypto_provider();
-        let key = match alg {
-            Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
-            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                return Err(KeyError::AlgorithmMismatch(alg));
-            }
-            _ => EncodingKey::from_rsa_pem(pem),
-        }
-        .map_err(|e| KeyError::Invalid(e.to_string()))?;
         Ok(Self {
-            key: Arc::new(key),
+            key: Arc::new(signing_key(alg, pem)?),
             header: Header::new(alg),
             issuer: issuer.into(),
             lifetime: Duration::from_secs(3600),
@@ -125,6 +115,21 @@ impl JwtAccessCredentials {
         cache.insert(audience.to_owned(), (value.clone(), exp));
         Ok(value)
     }
+}
+
+/// A private key for signing JWTs with `alg` (RS*/PS*: RSA, ES*: EC, EdDSA: Ed25519)
+/// from PEM; HMAC algorithms are refused (a signature others verify needs a key pair).
+pub(crate) fn signing_key(alg: Algorithm, pem: &[u8]) -> Result<EncodingKey, KeyError> {
+    crate::authn::jwt::install_crypto_provider();
+    match alg {
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            return Err(KeyError::AlgorithmMismatch(alg));
+        }
+        _ => EncodingKey::from_rsa_pem(pem),
+    }
+    .map_err(|e| KeyError::Invalid(e.to_string()))
 }
 
 impl CallCredentials for JwtAccessCredentials {

@@ -69,13 +69,15 @@ pub use basic::BasicCredentials;
 pub use bearer::BearerToken;
 pub use boxed::BoxCallCredentials;
 #[cfg(feature = "jwks")]
-pub use client_credentials::{ClientAuth, ClientCredentials, ClientCredentialsBuilder};
+pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder};
 pub use composite::Composite;
 pub use context::CallContext;
 pub(crate) use context::origin;
 pub use hmac::HmacSigner;
 pub use interceptor::CredentialsInterceptor;
 pub use jwt_access::JwtAccessCredentials;
+#[cfg(feature = "jwks")]
+pub(crate) use jwt_access::signing_key;
 pub use layer::{CredentialsLayer, CredentialsService, PerCallCredentials, ResponseFuture};
 pub use login::BasicLogin;
 pub use outcome::CallOutcome;

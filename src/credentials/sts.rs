@@ -3,10 +3,10 @@
 
 use std::fmt;
 
-use super::client_credentials::{ClientAuth, TokenEndpoint, basic};
+use super::client_credentials::TokenEndpoint;
 use super::token_source::{Token, TokenError, TokenSource};
-use crate::Secret;
 use crate::fetch;
+use crate::oauth::ClientAuth;
 
 /// RFC 8693's grant type.
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -46,7 +46,7 @@ struct Params {
     resource: Vec<String>,
     scope: Option<String>,
     requested_token_type: Option<String>,
-    client: Option<(String, Secret, ClientAuth)>,
+    client: Option<ClientAuth>,
 }
 
 /// Builds a [`TokenExchangeSource`]: see [`TokenExchangeSource::builder`].
@@ -110,14 +110,9 @@ impl<S: TokenSource> TokenExchangeSourceBuilder<S> {
         self
     }
 
-    /// Authenticates the client to the token service.
-    pub fn client(
-        mut self,
-        client_id: impl Into<String>,
-        secret: impl Into<Secret>,
-        auth: ClientAuth,
-    ) -> Self {
-        self.params.client = Some((client_id.into(), secret.into(), auth));
+    /// Authenticates the client to the token service (by default it does not).
+    pub fn client(mut self, auth: ClientAuth) -> Self {
+        self.params.client = Some(auth);
         self
     }
 
@@ -166,24 +161,7 @@ impl<S: TokenSource> TokenSource for TokenExchangeSource<S> {
         if let Some(t) = &p.requested_token_type {
             form.push(("requested_token_type", t));
         }
-        let secret;
-        let mut authorization = None;
-        if let Some((id, key, auth)) = &p.client {
-            match auth {
-                ClientAuth::SecretBasic => {
-                    authorization = Some(zeroize::Zeroizing::new(basic(id, key.expose())));
-                }
-                _ => {
-                    secret =
-                        zeroize::Zeroizing::new(String::from_utf8_lossy(key.expose()).into_owned());
-                    form.push(("client_id", id));
-                    form.push(("client_secret", &secret));
-                }
-            }
-        }
-        self.endpoint
-            .request(&form, authorization.as_ref().map(|a| a.as_str()), true)
-            .await
+        self.endpoint.request(&form, p.client.as_ref(), true).await
     }
 }
 

@@ -14,7 +14,6 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::Url;
-use serde::Deserialize;
 
 use super::jwk_set::parse_jwks;
 use super::jwks::{JwksError, Settings};
@@ -36,12 +35,8 @@ impl Endpoint {
     }
 
     pub(super) fn discovery(issuer: String, allow_http: bool) -> Result<Self, JwksError> {
-        let config = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
         Ok(Self::Discovery {
-            config: http_url(&config, allow_http)?,
+            config: fetch::discovery_url(&issuer, allow_http)?,
             issuer,
         })
     }
@@ -121,39 +116,12 @@ pub(crate) fn parse_discovery(
     config: &Url,
     allow_http: bool,
 ) -> Result<Url, JwksError> {
-    #[derive(Deserialize)]
-    struct Discovery {
-        issuer: Option<String>,
-        jwks_uri: Option<String>,
-    }
-    let doc: Discovery = serde_json::from_slice(body).map_err(|e| {
-        JwksError::Invalid(format!(
-            "{}: not an OpenID Connect discovery document: {e}",
-            Shown(config)
-        ))
-    })?;
-    if doc.issuer.as_deref() != Some(issuer) {
-        return Err(JwksError::IssuerMismatch {
-            expected: issuer.to_owned(),
-            found: doc.issuer.unwrap_or_default(),
-        });
-    }
-    let Some(uri) = doc.jwks_uri else {
-        return Err(JwksError::Invalid(format!(
-            "{}: no jwks_uri",
-            Shown(config)
-        )));
-    };
-    let url = http_url(&uri, allow_http)
-        .map_err(|e| JwksError::Invalid(format!("{}: jwks_uri: {e}", Shown(config))))?;
-    if config.scheme() == "https" && url.scheme() != "https" {
-        return Err(JwksError::Invalid(format!(
-            "{}: jwks_uri {} is not https",
-            Shown(config),
-            Shown(&url)
-        )));
-    }
-    Ok(url)
+    fetch::discovered_url(body, issuer, config, "jwks_uri", allow_http).map_err(|e| match e {
+        fetch::DiscoveryError::IssuerMismatch { expected, found } => {
+            JwksError::IssuerMismatch { expected, found }
+        }
+        fetch::DiscoveryError::Invalid(what) => JwksError::Invalid(what),
+    })
 }
 
 #[cfg(test)]

@@ -449,8 +449,13 @@ impl<K: KeySource> Authenticator for JwtAuthenticator<K> {
         if !auth.is_scheme("Bearer") {
             return Ok(None);
         }
+        // Not a compact JWS (three dot-separated parts): an opaque token, perhaps
+        // another scheme's (`jwt.or(introspection)`); refused if none claims it.
+        if auth.credentials().split('.').count() != 3 {
+            return Err(AuthError::unrecognized("malformed token"));
+        }
         let principal = self.verify_cached(auth.credentials()).await?;
-        check_binding(&principal, req)?;
+        crate::authn::mtls::check_binding(&principal, req)?;
         if let Some(revocations) = &self.revocations {
             revocations.check(&principal).await?;
         }
@@ -458,40 +463,6 @@ impl<K: KeySource> Authenticator for JwtAuthenticator<K> {
             principal,
             http::header::AUTHORIZATION,
         )))
-    }
-}
-
-/// A token bound to a certificate (RFC 8705: `cnf` with `x5t#S256`) is accepted only on
-/// a connection whose client certificate has that SHA-256 thumbprint: a stolen token
-/// cannot be replayed from another workload. A `cnf` with no method this crate can
-/// check (DPoP's `jkt`) is refused: the binding could not be checked.
-fn check_binding(principal: &Principal, req: &AuthRequest<'_>) -> Result<(), AuthError> {
-    let Some(cnf) = principal.claims().get("cnf") else {
-        return Ok(());
-    };
-    let Some(expected) = cnf.get("x5t#S256").and_then(Value::as_str) else {
-        return Err(AuthError::unauthenticated(
-            "token bound by an unsupported confirmation method",
-        ));
-    };
-    let actual = req
-        .peer_certificates()
-        .and_then(|certs| certs.leaf_thumbprint());
-    match actual {
-        Some(actual)
-            if bool::from(subtle::ConstantTimeEq::ct_eq(
-                actual.as_bytes(),
-                expected.as_bytes(),
-            )) =>
-        {
-            Ok(())
-        }
-        Some(_) => Err(AuthError::unauthenticated(
-            "certificate-bound token presented with another certificate",
-        )),
-        None => Err(AuthError::unauthenticated(
-            "certificate-bound token presented without a client certificate",
-        )),
     }
 }
 
