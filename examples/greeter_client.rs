@@ -11,9 +11,14 @@
 //! and sends the bearer the server answered with (a server started with `--issue-tokens`);
 //! `--calls N` makes N calls to show it.
 //!
+//! `--oauth2-token-url URL --client-id ID --client-secret S [--scope S] [--resource R]`
+//! fetches bearer tokens by the OAuth 2.0 client-credentials grant and refreshes them
+//! before they expire; `--token-file PATH` sends the token a file holds (a Kubernetes
+//! projected service-account token), re-read when it changes.
+//!
 //! Credentials may come from the environment instead of the command line:
 //! `GRPC_AUTH_TOKEN`, `GRPC_AUTH_BASIC`, `GRPC_AUTH_LOGIN`, `GRPC_AUTH_API_KEY`,
-//! `GRPC_AUTH_HMAC` (one value each).
+//! `GRPC_AUTH_HMAC` (one value each), `GRPC_AUTH_CLIENT_SECRET`.
 
 #[path = "support/flags.rs"]
 mod flags;
@@ -22,9 +27,10 @@ use clap::error::ErrorKind;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use flags::FileBytes;
 use grpc_auth::credentials::{
-    ApiKeyCredentials, BasicCredentials, BasicLogin, BearerToken, Composite, CredentialsLayer,
-    HmacSigner, JwtAccessCredentials,
+    ApiKeyCredentials, BasicCredentials, BasicLogin, BearerToken, ClientCredentials, Composite,
+    CredentialsLayer, FileTokenSource, HmacSigner, JwtAccessCredentials, TokenSourceCredentials,
 };
+use grpc_auth::oauth::ClientAuth;
 use grpc_auth_protos::helloworld::HelloRequest;
 use grpc_auth_protos::helloworld::greeter_client::GreeterClient;
 use jsonwebtoken::Algorithm;
@@ -125,6 +131,36 @@ struct Cli {
     )]
     jwt_issuer: String,
 
+    /// OAuth 2.0 token endpoint: fetch bearer tokens by the client-credentials grant
+    /// (with --client-id, --client-secret)
+    #[arg(long, value_name = "URL", requires_all = ["client_id", "client_secret"])]
+    oauth2_token_url: Option<String>,
+
+    /// OAuth 2.0 client id (client_secret_basic) for --oauth2-token-url
+    #[arg(long, value_name = "ID", requires = "oauth2_token_url")]
+    client_id: Option<String>,
+
+    /// OAuth 2.0 client secret for --oauth2-token-url
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "GRPC_AUTH_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    client_secret: Option<String>,
+
+    /// Scope to ask --oauth2-token-url for (space-separated)
+    #[arg(long, value_name = "SCOPE", requires = "oauth2_token_url")]
+    scope: Option<String>,
+
+    /// Resource (RFC 8707) to ask --oauth2-token-url a token for; repeatable
+    #[arg(long, value_name = "URI", requires = "oauth2_token_url")]
+    resource: Vec<String>,
+
+    /// Send the bearer token this file holds, re-read when it changes or nears its exp
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<std::path::PathBuf>,
+
     /// Number of calls to make (at least one)
     #[arg(long, value_name = "N", default_value_t = 1)]
     calls: u32,
@@ -194,6 +230,31 @@ fn credentials(m: &ArgMatches, cli: &mut Cli) -> Composite {
             Cred::ApiKey(k) => composite.with(ApiKeyCredentials::new(k)),
             Cred::Hmac(k, s) => composite.with(HmacSigner::new(k, s)),
         };
+    }
+    if let Some(url) = &cli.oauth2_token_url {
+        let auth = ClientAuth::secret_basic(
+            cli.client_id.clone().unwrap_or_default(),
+            cli.client_secret.clone().unwrap_or_default(),
+        );
+        let mut source = ClientCredentials::builder(url, auth);
+        if let Some(scope) = &cli.scope {
+            source = source.scope(scope);
+        }
+        for r in &cli.resource {
+            source = source.resource(r);
+        }
+        let source = source.build().unwrap_or_else(|e| {
+            Cli::command()
+                .error(
+                    ErrorKind::ValueValidation,
+                    format!("--oauth2-token-url: {e}"),
+                )
+                .exit()
+        });
+        composite = composite.with(TokenSourceCredentials::new(source));
+    }
+    if let Some(path) = &cli.token_file {
+        composite = composite.with(TokenSourceCredentials::new(FileTokenSource::new(path)));
     }
     if let Some(pem) = &cli.jwt_key {
         let jwt = [Algorithm::ES256, Algorithm::RS256, Algorithm::EdDSA]

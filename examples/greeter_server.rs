@@ -26,9 +26,13 @@
 //! restarts) instead of signed ones. Redis down: the calls that need it are refused
 //! `UNAVAILABLE`; the others go on.
 //!
+//! `--introspection-url URL --client-id ID --client-secret S` (or `--introspection-issuer
+//! ISSUER`, found by discovery) accepts opaque bearer tokens the identity provider calls
+//! active (RFC 7662); JWTs are still verified locally when a JWT key is configured.
+//!
 //! Secrets may come from the environment instead of the command line:
 //! `GRPC_AUTH_JWT_HS256_SECRET`, `GRPC_AUTH_HMAC_KEY` (one `KEY_ID=SECRET`),
-//! `GRPC_AUTH_TOKEN_SECRET`.
+//! `GRPC_AUTH_TOKEN_SECRET`, `GRPC_AUTH_CLIENT_SECRET`.
 
 #[path = "support/flags.rs"]
 mod flags;
@@ -38,7 +42,7 @@ mod greeter;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use flags::FileBytes;
-use greeter::ServerConfig;
+use greeter::{Introspection, IntrospectionEndpoint, ServerConfig};
 use grpc_auth::authn::token_exchange::TokenKeys;
 
 /// The helloworld Greeter behind grpc-auth: JWT, Basic, API-key and HMAC authentication
@@ -186,6 +190,42 @@ struct Cli {
     #[arg(long, value_name = "JSON_FILE", value_parser = flags::authz_policy)]
     authz_policy: Option<String>,
 
+    /// OAuth 2.0 token introspection endpoint (RFC 7662): opaque bearer tokens are
+    /// accepted when it calls them active (with --client-id, --client-secret)
+    #[arg(
+        long,
+        value_name = "URL",
+        requires_all = ["client_id", "client_secret"],
+        conflicts_with = "introspection_issuer"
+    )]
+    introspection_url: Option<String>,
+
+    /// Issuer whose discovery document names the introspection endpoint
+    #[arg(long, value_name = "ISSUER", requires_all = ["client_id", "client_secret"])]
+    introspection_issuer: Option<String>,
+
+    /// This server's OAuth 2.0 client id at the introspection endpoint
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
+
+    /// This server's OAuth 2.0 client secret (client_secret_basic)
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "GRPC_AUTH_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    client_secret: Option<String>,
+
+    /// Seconds an active introspection answer is reused (never past the token's exp)
+    /// [default: 30]
+    #[arg(long, value_name = "SECS")]
+    introspection_cache_ttl: Option<u64>,
+
+    /// Audience (`aud`) an introspected token must carry
+    #[arg(long, value_name = "AUDIENCE")]
+    introspection_audience: Option<String>,
+
     /// How often --authz-policy is checked for changes, in seconds
     #[arg(
         long,
@@ -204,6 +244,20 @@ impl Cli {
                     .error(ErrorKind::ValueValidation, format!("--token-secret: {e}"))
                     .exit()
             })
+        });
+        let endpoint = match (self.introspection_url, self.introspection_issuer) {
+            (Some(url), _) => Some(IntrospectionEndpoint::Url(url)),
+            (None, Some(iss)) => Some(IntrospectionEndpoint::Issuer(iss)),
+            (None, None) => None,
+        };
+        let introspection = endpoint.map(|endpoint| Introspection {
+            endpoint,
+            client_id: self.client_id.unwrap_or_default(),
+            client_secret: self.client_secret.unwrap_or_default(),
+            cache_ttl: self
+                .introspection_cache_ttl
+                .map(std::time::Duration::from_secs),
+            audience: self.introspection_audience,
         });
         let config = ServerConfig {
             jwt_hs256_secret: self.jwt_hs256_secret,
@@ -224,6 +278,7 @@ impl Cli {
             redis_prefix: self.redis_prefix,
             redis_quarantine: self.redis_quarantine.map(std::time::Duration::from_secs),
             client_ca: self.client_ca.map(|f| f.0),
+            introspection,
             ..ServerConfig::default()
         };
         let watch = self

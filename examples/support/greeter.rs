@@ -110,6 +110,29 @@ pub(crate) struct ServerConfig {
     /// authenticates by its identity (SPIFFE ID, DNS SAN or subject); a call without
     /// one falls through to the other schemes.
     pub(crate) client_ca: Option<Vec<u8>>,
+    /// Opaque bearer tokens checked at an OAuth 2.0 introspection endpoint (after the
+    /// JWT scheme: JWTs are verified locally, other bearer tokens introspected).
+    pub(crate) introspection: Option<Introspection>,
+}
+
+/// Where and as whom the server introspects tokens (RFC 7662).
+#[derive(Debug, Clone)]
+pub(crate) struct Introspection {
+    /// The endpoint's URL, or the issuer whose discovery document names it.
+    pub(crate) endpoint: IntrospectionEndpoint,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    /// An active token's answer is reused at most this long (default 30 s).
+    pub(crate) cache_ttl: Option<Duration>,
+    /// The `aud` an introspected token must carry.
+    pub(crate) audience: Option<String>,
+}
+
+/// An introspection endpoint, given or discovered.
+#[derive(Debug, Clone)]
+pub(crate) enum IntrospectionEndpoint {
+    Url(String),
+    Issuer(String),
 }
 
 /// Counts the calls on which `A` found its credential.
@@ -255,6 +278,9 @@ impl ServerConfig {
             }
             auth = auth.or(self.finish_jwt(jwt, &store)).boxed();
         }
+        if let Some(i) = &self.introspection {
+            auth = auth.or(introspection(i)?).boxed();
+        }
         if let Some(basic) = basic {
             auth = auth.or(basic).boxed();
         }
@@ -351,6 +377,32 @@ impl ServerConfig {
             None => layer,
         })
     }
+}
+
+/// The introspection authenticator `--introspection-url`/`--introspection-issuer` configure.
+#[cfg(feature = "jwks")]
+fn introspection(i: &Introspection) -> Result<BoxAuthenticator, String> {
+    use grpc_auth::authn::IntrospectionAuthenticator;
+    use grpc_auth::oauth::ClientAuth;
+    let auth = ClientAuth::secret_basic(&i.client_id, i.client_secret.as_str());
+    let mut b = match &i.endpoint {
+        IntrospectionEndpoint::Url(url) => IntrospectionAuthenticator::builder(url, auth),
+        IntrospectionEndpoint::Issuer(iss) => {
+            IntrospectionAuthenticator::builder_for_issuer(iss, auth)
+        }
+    };
+    if let Some(ttl) = i.cache_ttl {
+        b = b.cache_ttl(ttl);
+    }
+    if let Some(aud) = &i.audience {
+        b = b.audience(aud);
+    }
+    Ok(b.build().map_err(|e| e.to_string())?.boxed())
+}
+
+#[cfg(not(feature = "jwks"))]
+fn introspection(_: &Introspection) -> Result<BoxAuthenticator, String> {
+    Err("--introspection-url/--introspection-issuer need grpc-auth's `jwks` feature".into())
 }
 
 /// Serves the greeter (and a health service) behind the auth layer on `listener`.
