@@ -1,6 +1,7 @@
 //! The auth layer's cost per request, in process (no network): no auth, API key,
 //! HS256, RS256, ES256 JWTs (each with the verified-token cache off, then on), Basic with
-//! an argon2 hash (cached), and the HMAC verifier, in one run.
+//! an argon2 hash (cached), the HMAC verifier, and an introspected opaque token served
+//! from the cache (compare with `jwt_hs256_cached`), in one run.
 //! Compare each case with `no_auth`: the difference is what the layer adds.
 //! The `metrics_no_recorder/*` group: what the layer's metrics cost when no recorder is
 //! installed (none is, in this bench).
@@ -10,6 +11,9 @@
 //! cargo bench --bench layer -- metrics
 //! ```
 
+#[cfg(feature = "jwks")]
+#[path = "support/introspection.rs"]
+mod introspection;
 #[path = "../examples/support/tokens.rs"]
 mod tokens;
 
@@ -163,6 +167,35 @@ fn benches(c: &mut Criterion) {
         layered(jwt_cached(hs_key)),
         bearer(hs_token),
     );
+
+    // An opaque token checked by introspection, served from the positive cache (the
+    // first call, before measuring, asks the in-process endpoint).
+    #[cfg(feature = "jwks")]
+    {
+        let url = rt.block_on(introspection::endpoint()).expect("endpoint");
+        let auth = grpc_auth::authn::IntrospectionAuthenticator::builder(
+            url,
+            grpc_auth::oauth::ClientAuth::secret_basic("bench-rs", "bench-rs-secret"),
+        )
+        .build()
+        .expect("introspection");
+        let token = introspection::ACTIVE.to_owned();
+        let warm = auth.clone();
+        let principal = rt
+            .block_on(async move { warm.introspect(&token).await })
+            .expect("active");
+        assert_eq!(principal.subject(), "load-ada");
+        let warm = auth.clone();
+        let refused = rt.block_on(async move { warm.introspect(introspection::INACTIVE).await });
+        assert!(refused.is_err(), "the inactive token was accepted");
+        bench_case(
+            c,
+            &rt,
+            "introspection_cached",
+            layered(auth),
+            bearer(introspection::ACTIVE.to_owned()),
+        );
+    }
 
     let rs_key = JwtKey::from_pem(
         Algorithm::RS256,

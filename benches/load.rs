@@ -5,6 +5,11 @@
 //! on), cached HS256 with revocation checks, Basic with an argon2 hash (cached), and HMAC
 //! signatures with replay protection.
 //!
+//! `introspection_cached` checks an opaque token at an in-process RFC 7662 endpoint;
+//! after the first call it is served from the positive cache: compare it with
+//! `jwt_hs256_cache_on` (issue 14: a cached introspected token should cost about what a
+//! cached JWT costs).
+//!
 //! What the stateful protections cost (issue 11), from one run:
 //! - `jwt_hs256_cache_on` (no revocation) against `hs256_cached_revocation_memory` (a
 //!   `Revocations` on a `MemoryStore`: what a local mirror of the revocation list would
@@ -64,6 +69,9 @@
 
 #[path = "../examples/support/greeter.rs"]
 mod greeter;
+#[cfg(feature = "jwks")]
+#[path = "support/introspection.rs"]
+mod introspection;
 #[path = "../examples/support/tokens.rs"]
 mod tokens;
 
@@ -226,6 +234,8 @@ enum Auth {
     Jwt(JwtAuthenticator),
     Basic(BasicAuthenticator),
     Hmac(HmacAuthenticator),
+    #[cfg(feature = "jwks")]
+    Introspection(grpc_auth::authn::IntrospectionAuthenticator),
 }
 
 /// One row of the table: the server's authenticator and what the client sends.
@@ -252,8 +262,8 @@ struct Calls {
 
 /// A call the case's server must refuse (`UNAUTHENTICATED`, the message naming why).
 enum Refused {
-    /// This credential (a revoked token); the message must contain "revoked".
-    Credential((AsciiMetadataKey, AsciiMetadataValue)),
+    /// This credential (a revoked or inactive token); the message must contain the text.
+    Credential((AsciiMetadataKey, AsciiMetadataValue), &'static str),
     /// A signed call sent a second time; the message must contain "replay".
     Replay,
 }
@@ -384,7 +394,7 @@ async fn cases(
             Some(bearer(&hs_token)?),
             &jwt_expect,
         );
-        c.client.refused = Some(Refused::Credential(bearer(&hs_revoked)?));
+        c.client.refused = Some(Refused::Credential(bearer(&hs_revoked)?, "revoked"));
         Ok(c)
     };
     // HMAC, every call signed afresh; the verifier's replay check on `verifier`'s store.
@@ -459,6 +469,28 @@ async fn cases(
         ),
     ]);
     cases.extend(hmac_redis);
+    // An opaque token checked by introspection (RFC 7662) at an in-process endpoint,
+    // served from the positive cache after the first call: against jwt_hs256_cache_on.
+    #[cfg(feature = "jwks")]
+    {
+        let url = on_server(server_rt, introspection::endpoint()).await??;
+        let auth = grpc_auth::authn::IntrospectionAuthenticator::builder(
+            url,
+            grpc_auth::oauth::ClientAuth::secret_basic("load-rs", "load-rs-secret"),
+        )
+        .build()?;
+        let mut c = case(
+            "introspection_cached",
+            Auth::Introspection(auth),
+            Some(bearer(introspection::ACTIVE)?),
+            &["load-ada", "introspection"],
+        );
+        c.client.refused = Some(Refused::Credential(
+            bearer(introspection::INACTIVE)?,
+            "inactive",
+        ));
+        cases.push(c);
+    }
     cases.extend([
         carrying("no_auth_carrying_hs256", Some(bearer(&hs_token)?)),
         carrying("no_auth_carrying_rs256", Some(bearer(&rs_token)?)),
@@ -518,6 +550,8 @@ async fn spawn_server(rt: &Handle, auth: Auth) -> Result<Running, BoxError> {
         Auth::Jwt(a) => layered(rt, a, incoming, stop),
         Auth::Basic(a) => layered(rt, a, incoming, stop),
         Auth::Hmac(a) => layered(rt, a, incoming, stop),
+        #[cfg(feature = "jwks")]
+        Auth::Introspection(a) => layered(rt, a, incoming, stop),
     };
     Ok(Running {
         addr,
@@ -591,10 +625,10 @@ async fn check_refused(
     refused: &Refused,
 ) -> Result<(), String> {
     let (result, why) = match refused {
-        Refused::Credential((k, v)) => {
+        Refused::Credential((k, v), why) => {
             let mut metadata = MetadataMap::new();
             metadata.insert(k.clone(), v.clone());
-            (send(client, metadata).await, "revoked")
+            (send(client, metadata).await, *why)
         }
         Refused::Replay => {
             let metadata = metadata(calls)
@@ -943,6 +977,7 @@ async fn run_all(
 /// The pairs of cases whose ratio the table is followed by: a stateful protection's
 /// cost, (case, baseline).
 const COMPARED: &[(&str, &str)] = &[
+    ("introspection_cached", "jwt_hs256_cache_on"),
     ("hs256_cached_revocation_memory", "jwt_hs256_cache_on"),
     ("hs256_cached_revocation_redis", "jwt_hs256_cache_on"),
     (
