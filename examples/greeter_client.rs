@@ -27,10 +27,9 @@ use clap::error::ErrorKind;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use flags::FileBytes;
 use grpc_auth::credentials::{
-    ApiKeyCredentials, BasicCredentials, BasicLogin, BearerToken, ClientCredentials, Composite,
-    CredentialsLayer, FileTokenSource, HmacSigner, JwtAccessCredentials, TokenSourceCredentials,
+    ApiKeyCredentials, BasicCredentials, BasicLogin, BearerToken, Composite, CredentialsLayer,
+    FileTokenSource, HmacSigner, JwtAccessCredentials, TokenSourceCredentials,
 };
-use grpc_auth::oauth::ClientAuth;
 use grpc_auth_protos::helloworld::HelloRequest;
 use grpc_auth_protos::helloworld::greeter_client::GreeterClient;
 use jsonwebtoken::Algorithm;
@@ -232,26 +231,7 @@ fn credentials(m: &ArgMatches, cli: &mut Cli) -> Composite {
         };
     }
     if let Some(url) = &cli.oauth2_token_url {
-        let auth = ClientAuth::secret_basic(
-            cli.client_id.clone().unwrap_or_default(),
-            cli.client_secret.clone().unwrap_or_default(),
-        );
-        let mut source = ClientCredentials::builder(url, auth);
-        if let Some(scope) = &cli.scope {
-            source = source.scope(scope);
-        }
-        for r in &cli.resource {
-            source = source.resource(r);
-        }
-        let source = source.build().unwrap_or_else(|e| {
-            Cli::command()
-                .error(
-                    ErrorKind::ValueValidation,
-                    format!("--oauth2-token-url: {e}"),
-                )
-                .exit()
-        });
-        composite = composite.with(TokenSourceCredentials::new(source));
+        composite = oauth2(composite, url, cli);
     }
     if let Some(path) = &cli.token_file {
         composite = composite.with(TokenSourceCredentials::new(FileTokenSource::new(path)));
@@ -273,6 +253,43 @@ fn credentials(m: &ArgMatches, cli: &mut Cli) -> Composite {
         composite = composite.with(jwt);
     }
     composite
+}
+
+/// `--oauth2-token-url`: tokens by the client-credentials grant.
+#[cfg(feature = "jwks")]
+fn oauth2(composite: Composite, url: &str, cli: &Cli) -> Composite {
+    use grpc_auth::credentials::ClientCredentials;
+    use grpc_auth::oauth::ClientAuth;
+    let auth = ClientAuth::secret_basic(
+        cli.client_id.clone().unwrap_or_default(),
+        cli.client_secret.clone().unwrap_or_default(),
+    );
+    let mut source = ClientCredentials::builder(url, auth);
+    if let Some(scope) = &cli.scope {
+        source = source.scope(scope);
+    }
+    for r in &cli.resource {
+        source = source.resource(r);
+    }
+    let source = source.build().unwrap_or_else(|e| {
+        Cli::command()
+            .error(
+                ErrorKind::ValueValidation,
+                format!("--oauth2-token-url: {e}"),
+            )
+            .exit()
+    });
+    composite.with(TokenSourceCredentials::new(source))
+}
+
+#[cfg(not(feature = "jwks"))]
+fn oauth2(_: Composite, _: &str, _: &Cli) -> Composite {
+    Cli::command()
+        .error(
+            ErrorKind::ArgumentConflict,
+            "--oauth2-token-url needs grpc-auth's `jwks` feature",
+        )
+        .exit()
 }
 
 #[tokio::main]
