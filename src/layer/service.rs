@@ -68,25 +68,21 @@ where
             })
         });
         if rule.is_public() {
-            if let Some(authz) = &self.config.authz {
-                let d = authz.current().check(
-                    req.uri().path(),
-                    req.headers(),
-                    &Peer::for_call(None, req.extensions()),
-                );
-                if !d.allowed {
-                    let status = rejected(req.uri().path(), &policy_denied());
-                    record(label, req.uri().path(), Scheme::NONE, status.code());
-                    let peer = remote_ip(req.extensions());
-                    drain(req.into_body(), peer);
-                    return ResponseFuture::rejected(status.into_http());
-                }
+            let checked = public_check(&self.config, req.uri().path(), req.headers(), || {
+                Peer::for_call(None, req.extensions())
+            });
+            if let Err(e) = checked {
+                let status = rejected(req.uri().path(), &e);
+                record(label, req.uri().path(), Scheme::NONE, status.code());
+                let peer = remote_ip(req.extensions());
+                drain(req.into_body(), peer);
+                return ResponseFuture::rejected(status.into_http());
             }
             record(label, req.uri().path(), Scheme::NONE, Code::Ok);
             return ResponseFuture::call(self.inner.call(req));
         }
         if matches!(**rule, Rule::Deny) {
-            let e = AuthError::permission_denied("method is not allowed");
+            let e = method_denied();
             let status = rejected(req.uri().path(), &e);
             record(label, req.uri().path(), Scheme::NONE, status.code());
             let peer = remote_ip(req.extensions());
@@ -133,35 +129,17 @@ where
     // The caller's scheme once authentication established one (also when the policy
     // then denies it).
     let mut scheme = Scheme::NONE;
-    let outcome = match authenticated {
-        // Every credential must be judged: an `authorization` entry the accepting schemes
-        // did not take (an unknown scheme beside a valid API key) is refused.
-        Ok(Some(found)) if !judged_authorization(&found, req.headers()) => Err(
-            AuthError::unauthenticated("unsupported authorization scheme"),
-        ),
-        Ok(Some(found)) => {
-            scheme = Scheme::of(found.principal.scheme());
-            rule.check(&found.principal).and_then(|()| match &authz {
-                Some(policy) => {
-                    let peer = Peer::for_call(Some(&found.principal), req.extensions());
-                    let d = policy
-                        .current()
-                        .check(req.uri().path(), req.headers(), &peer);
-                    if d.allowed {
-                        Ok(found)
-                    } else {
-                        Err(policy_denied())
-                    }
-                }
-                None => Ok(found),
-            })
-        }
-        Ok(None) if req.headers().contains_key(AUTHORIZATION) => Err(AuthError::unauthenticated(
-            "unsupported authorization scheme",
-        )),
-        Ok(None) => Err(AuthError::Missing),
-        Err(e) => Err(e),
-    };
+    if let Ok(Some(found)) = &authenticated {
+        scheme = Scheme::of(found.principal.scheme());
+    }
+    let outcome = judge(
+        authenticated,
+        &rule,
+        authz.as_ref(),
+        req.uri().path(),
+        req.headers(),
+        |p| Peer::for_call(Some(p), req.extensions()),
+    );
     let code = match &outcome {
         Ok(_) => Code::Ok,
         Err(e) => e.code(),
@@ -190,6 +168,65 @@ where
             Err(status)
         }
     }
+}
+
+/// The layer's verdict on an authentication outcome for a method whose rule is `rule`:
+/// every `authorization` entry judged, the rule's scopes and roles, then the
+/// authorization policy with the caller named as `peer` gives it. The one place these
+/// steps are written: the layer and the ext_authz server both decide through it.
+pub(crate) fn judge(
+    authenticated: Result<Option<Authenticated>, AuthError>,
+    rule: &Rule,
+    authz: Option<&SharedPolicy>,
+    path: &str,
+    headers: &HeaderMap,
+    peer: impl FnOnce(&crate::Principal) -> Peer,
+) -> Result<Authenticated, AuthError> {
+    match authenticated {
+        // Every credential must be judged: an `authorization` entry the accepting schemes
+        // did not take (an unknown scheme beside a valid API key) is refused.
+        Ok(Some(found)) if !judged_authorization(&found, headers) => Err(
+            AuthError::unauthenticated("unsupported authorization scheme"),
+        ),
+        Ok(Some(found)) => {
+            rule.check(&found.principal)?;
+            if let Some(policy) = authz {
+                let d = policy
+                    .current()
+                    .check(path, headers, &peer(&found.principal));
+                if !d.allowed {
+                    return Err(policy_denied());
+                }
+            }
+            Ok(found)
+        }
+        Ok(None) if headers.contains_key(AUTHORIZATION) => Err(AuthError::unauthenticated(
+            "unsupported authorization scheme",
+        )),
+        Ok(None) => Err(AuthError::Missing),
+        Err(e) => Err(e),
+    }
+}
+
+/// A public method's check: only the authorization policy, the caller named by its
+/// connection (`peer`).
+pub(crate) fn public_check(
+    config: &Config,
+    path: &str,
+    headers: &HeaderMap,
+    peer: impl FnOnce() -> Peer,
+) -> Result<(), AuthError> {
+    match &config.authz {
+        Some(authz) if !authz.current().check(path, headers, &peer()).allowed => {
+            Err(policy_denied())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A method the policy denies to everyone.
+pub(crate) fn method_denied() -> AuthError {
+    AuthError::permission_denied("method is not allowed")
 }
 
 /// Counts a decision when the layer records metrics.
