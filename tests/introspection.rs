@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use grpc_auth::AuthError;
 use grpc_auth::authn::IntrospectionAuthenticator;
 use grpc_auth::authn::jwt::{Algorithm, JwtAuthenticator, JwtKey, StaticKeys};
 use grpc_auth::oauth::ClientAuth;
@@ -53,7 +54,16 @@ struct Answer {
 }
 
 impl Answer {
-    fn json(body: Value) -> Self {
+    /// A `200` with `body`; an active answer without a `token_type` gets `Bearer`, as
+    /// providers mark access tokens (see `an_active_answer_without_token_type_is_refused`).
+    fn json(mut body: Value) -> Self {
+        if body["active"] == json!(true)
+            && let Some(object) = body.as_object_mut()
+        {
+            object
+                .entry("token_type")
+                .or_insert_with(|| json!("Bearer"));
+        }
         Self::status(200, &body.to_string())
     }
 
@@ -855,7 +865,7 @@ async fn active_answers_are_checked() {
         (
             "empty-sub",
             json!({"active": true, "sub": "", "client_id": ""}),
-            unauth("active token names neither a subject nor a client"),
+            unauth("token has an invalid sub"),
         ),
         (
             "bound",
@@ -1169,4 +1179,52 @@ async fn a_failed_discovery_is_tried_again_on_the_next_call() {
     idp.discovery(None);
     assert_eq!(hello(&ch, &token).await, ada());
     assert_eq!((idp.discoveries(), idp.requests()), (2, 1));
+}
+
+/// A refresh token is active too, and some providers (oidc-provider) mark it only by
+/// leaving out `token_type`: such an answer is refused unless the authenticator was
+/// told its provider never sends one.
+#[tokio::test]
+async fn an_active_answer_without_token_type_is_refused() {
+    let idp = Idp::start(Answer::status(
+        200,
+        r#"{"active":true,"sub":"ada","scope":"greeter.read"}"#,
+    ))
+    .await;
+    let strict =
+        IntrospectionAuthenticator::builder(idp.url(), ClientAuth::secret_basic("rs", "rs-secret"))
+            .build()
+            .unwrap();
+    assert_eq!(
+        strict
+            .introspect(&tok("refresh"))
+            .await
+            .map(|p| p.subject().to_owned()),
+        Err(AuthError::unauthenticated(
+            "token is not a bearer access token"
+        ))
+    );
+    let lax =
+        IntrospectionAuthenticator::builder(idp.url(), ClientAuth::secret_basic("rs", "rs-secret"))
+            .allow_missing_token_type()
+            .build()
+            .unwrap();
+    assert_eq!(
+        lax.introspect(&tok("refresh"))
+            .await
+            .map(|p| p.subject().to_owned()),
+        Ok("ada".to_owned())
+    );
+    // `token_use` (Ory Hydra) other than an access token's is refused either way.
+    idp.answer(Answer::json(
+        json!({"active": true, "sub": "ada", "token_use": "refresh_token"}),
+    ));
+    assert_eq!(
+        lax.introspect(&tok("hydra-refresh"))
+            .await
+            .map(|p| p.subject().to_owned()),
+        Err(AuthError::unauthenticated(
+            "token is not a bearer access token"
+        ))
+    );
 }

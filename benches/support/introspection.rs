@@ -27,7 +27,7 @@ pub(crate) async fn endpoint() -> std::io::Result<String> {
                             .any(|kv| kv == format!("token={ACTIVE}").as_bytes())
                     });
                     let body = if active {
-                        r#"{"active":true,"sub":"load-ada","scope":"greeter.read"}"#
+                        r#"{"active":true,"sub":"load-ada","scope":"greeter.read","token_type":"Bearer"}"#
                     } else {
                         r#"{"active":false}"#
                     };

@@ -36,12 +36,23 @@ impl<A: Authenticator, B: Authenticator> Authenticator for AnyOf<A, B> {
         let first = match judged(&self.first, req).await {
             Ok(first) => first,
             // Not `A`'s form (an opaque token to the JWT scheme): `B` may claim it, and
-            // if `B` does not read it either, `A`'s refusal stands.
+            // if `B` does not read it either, `A`'s refusal stands. When `B` accepts, `A`
+            // judges again what `B`'s acceptance did not cover: anything `A` still finds
+            // (the same unread token, a wrong key) is refused.
             Err(e @ AuthError::Unrecognized(_)) => {
-                return match judged(&self.second, req).await {
-                    Ok(None) | Err(AuthError::Unrecognized(_)) => Err(e),
-                    other => other,
+                let mut found = match judged(&self.second, req).await {
+                    Ok(Some(found)) => found,
+                    Ok(None) | Err(AuthError::Unrecognized(_)) => return Err(e),
+                    Err(other) => return Err(other),
                 };
+                let again = {
+                    let claimed = req.claim(found.credentials());
+                    judged(&self.first, &req.claiming(&claimed)).await?
+                };
+                if let Some(also) = again {
+                    found.absorb_credentials(also.credentials);
+                }
+                return Ok(Some(found));
             }
             Err(e) => return Err(e),
         };

@@ -52,8 +52,11 @@ pub struct IntrospectionError(String);
 ///   client-credentials token names no user); its scopes are `scope`; its claims the
 ///   whole answer. When configured, `iss` must match (an answer without one is the
 ///   endpoint's own issuer's) and `aud` must contain the audience. An answer with `exp`
-///   in the past, `nbf` in the future, a `token_type` other than bearer or a `cnf` the
-///   connection does not satisfy (RFC 8705) is refused.
+///   in the past, `nbf` in the future, no `token_type` or one other than bearer (a
+///   refresh token is active too; see
+///   [`allow_missing_token_type`](IntrospectionAuthenticatorBuilder::allow_missing_token_type)),
+///   a `token_use` other than `access_token`, a `sub` that is not a string, or a `cnf`
+///   the connection does not satisfy (RFC 8705) is refused.
 /// - **Inactive** (`active: false`), or a token the endpoint refuses to introspect
 ///   (`400 unsupported_token_type`, e.g. a JWT): `UNAUTHENTICATED`.
 /// - **The endpoint down, slow (2 s by default), answering 5xx or garbage, or refusing
@@ -105,6 +108,7 @@ struct Inner {
     negative_ttl: Duration,
     flights: Mutex<HashMap<[u8; 32], Flight>>,
     max_in_flight: usize,
+    allow_missing_token_type: bool,
 }
 
 /// One introspection in progress, awaited by every call with the same token.
@@ -124,6 +128,7 @@ pub struct IntrospectionAuthenticatorBuilder {
     max_in_flight: usize,
     timeout: Duration,
     allow_http: bool,
+    allow_missing_token_type: bool,
     roots: Vec<Vec<u8>>,
     clock: Arc<dyn Clock>,
 }
@@ -170,6 +175,7 @@ impl IntrospectionAuthenticatorBuilder {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             timeout: DEFAULT_TIMEOUT,
             allow_http: false,
+            allow_missing_token_type: false,
             roots: Vec::new(),
             clock: clock::system(),
         }
@@ -237,6 +243,14 @@ impl IntrospectionAuthenticatorBuilder {
         self
     }
 
+    /// Accepts active answers without a `token_type` (for providers that never send
+    /// one). By default one is required and must be bearer: some providers call a
+    /// refresh token active and mark it only by the missing `token_type`.
+    pub fn allow_missing_token_type(mut self) -> Self {
+        self.allow_missing_token_type = true;
+        self
+    }
+
     /// Trusts these PEM root certificates besides the system's.
     pub fn root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.roots.push(pem.into());
@@ -282,6 +296,7 @@ impl IntrospectionAuthenticatorBuilder {
                 negative_ttl: self.negative_ttl,
                 flights: Mutex::new(HashMap::new()),
                 max_in_flight: self.max_in_flight,
+                allow_missing_token_type: self.allow_missing_token_type,
             }),
         })
     }
@@ -301,18 +316,21 @@ impl IntrospectionAuthenticator {
             digest,
             flight: &flight,
         };
-        flight
-            .get_or_init(|| async {
-                // A flight that finished just before this one started has filled the cache.
-                if let Some(hit) = inner.cached(&digest) {
-                    return hit;
-                }
-                let outcome = inner.ask(token).await;
-                inner.remember(digest, &outcome);
-                outcome
-            })
-            .await
-            .clone()
+        // Each caller's wait is bounded from its own start: a waiter that takes over
+        // from a cancelled leader does not get a fresh timeout.
+        let answer = flight.get_or_init(|| async {
+            // A flight that finished just before this one started has filled the cache.
+            if let Some(hit) = inner.cached(&digest) {
+                return hit;
+            }
+            let outcome = inner.ask(token).await;
+            inner.remember(digest, &outcome);
+            outcome
+        });
+        match tokio::time::timeout(inner.timeout, answer).await {
+            Ok(answer) => answer.clone(),
+            Err(_) => Err(inner.timed_out()),
+        }
     }
 }
 
@@ -380,7 +398,8 @@ impl Inner {
     fn remember(&self, digest: [u8; 32], outcome: &Result<Principal, AuthError>) {
         match outcome {
             Ok(p) => {
-                let exp = p.claims().get("exp").and_then(Value::as_u64);
+                // The same reading of `exp` as the check's (a fractional one floored).
+                let exp = p.claims().get("exp").and_then(numeric);
                 let now = self.clock.unix_seconds();
                 self.positive
                     .insert(self.config, digest, p.clone(), exp, now, 0);
@@ -400,10 +419,7 @@ impl Inner {
         let answer =
             tokio::time::timeout(self.timeout, self.endpoint.post(&form, Some(&self.auth)))
                 .await
-                .map_err(|_| {
-                    let ms = self.timeout.as_millis();
-                    self.unavailable(format!("did not answer within {ms} ms"))
-                })?;
+                .map_err(|_| self.timed_out())?;
         let (status, body) = answer.map_err(|e| match e {
             FetchError::Config(what) | FetchError::Request(what) => self.unavailable(what),
         })?;
@@ -437,6 +453,11 @@ impl Inner {
         }
     }
 
+    fn timed_out(&self) -> AuthError {
+        let ms = self.timeout.as_millis();
+        self.unavailable(format!("did not answer within {ms} ms"))
+    }
+
     fn unavailable(&self, what: String) -> AuthError {
         tracing::warn!(endpoint = %self.endpoint.shown(), error = %what, "grpc-auth: token introspection failed");
         AuthError::unavailable(format!("token introspection unavailable: {what}"))
@@ -459,7 +480,16 @@ impl Inner {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
         };
-        let Some(subject) = text("sub").or_else(|| text("client_id")) else {
+        // The user's `sub`, else (a client-credentials token names none) the client. A
+        // `sub` that is there but not a name is refused, never read as the client.
+        let subject = match answer.get("sub") {
+            None | Some(Value::Null) => text("client_id"),
+            Some(_) => match text("sub") {
+                Some(sub) => Some(sub),
+                None => return Err(AuthError::unauthenticated("token has an invalid sub")),
+            },
+        };
+        let Some(subject) = subject else {
             return Err(AuthError::unauthenticated(
                 "active token names neither a subject nor a client",
             ));
@@ -483,17 +513,9 @@ impl Inner {
         let number = |name: &str| -> Result<Option<u64>, AuthError> {
             match answer.get(name) {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_u64()
-                    .or_else(|| {
-                        v.as_f64()
-                            .filter(|f| f.is_finite() && *f >= 0.0)
-                            .map(|f| f as u64)
-                    })
-                    .map(Some)
-                    .ok_or_else(|| {
-                        AuthError::unauthenticated(format!("token has an invalid {name}"))
-                    }),
+                Some(v) => numeric(v).map(Some).ok_or_else(|| {
+                    AuthError::unauthenticated(format!("token has an invalid {name}"))
+                }),
             }
         };
         if number("exp")?.is_some_and(|exp| exp <= now) {
@@ -502,10 +524,24 @@ impl Inner {
         if number("nbf")?.is_some_and(|nbf| nbf > now) {
             return Err(AuthError::unauthenticated("token not yet valid"));
         }
-        if let Some(tt) = answer.get("token_type")
-            && !tt
-                .as_str()
-                .is_some_and(|t| t.eq_ignore_ascii_case("bearer"))
+        // A refresh token is active too, and `token_type_hint` is only a hint: require
+        // an access token's marks. Some providers answer a refresh token with no
+        // `token_type` at all (oidc-provider), others with `token_use` (Ory Hydra).
+        match answer.get("token_type") {
+            Some(tt)
+                if tt
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("bearer")) => {}
+            None if self.allow_missing_token_type => {}
+            _ => {
+                return Err(AuthError::unauthenticated(
+                    "token is not a bearer access token",
+                ));
+            }
+        }
+        if answer
+            .get("token_use")
+            .is_some_and(|u| u.as_str() != Some("access_token"))
         {
             return Err(AuthError::unauthenticated(
                 "token is not a bearer access token",
@@ -532,6 +568,15 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// A NumericDate (RFC 7519): a non-negative number, a fractional one floored.
+fn numeric(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f as u64)
+    })
 }
 
 /// The OAuth 2.0 error codes a message may name (RFC 6749 5.2, RFC 7662): anything

@@ -183,10 +183,16 @@ impl TokenEndpoint {
         auth: Option<&ClientAuth>,
         allow_na: bool,
     ) -> Result<Token, TokenError> {
-        let (status, body) = self
-            .0
-            .post(form, auth)
+        // One bound for the whole fetch, discovery included.
+        let (status, body) = tokio::time::timeout(TOKEN_LIMITS.timeout, self.0.post(form, auth))
             .await
+            .map_err(|_| {
+                TokenError::Unavailable(format!(
+                    "token endpoint {} did not answer within {} s",
+                    self.shown(),
+                    TOKEN_LIMITS.timeout.as_secs()
+                ))
+            })?
             .map_err(|e| TokenError::Unavailable(e.to_string()))?;
         token_from(status, &body, &self.shown(), allow_na)
     }
