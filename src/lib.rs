@@ -60,6 +60,8 @@ pub mod authz;
 pub mod clock;
 pub mod credentials;
 mod error;
+#[cfg(feature = "ext-authz")]
+pub mod ext_authz;
 #[cfg(feature = "jwks")]
 mod fetch;
 mod file;

@@ -47,6 +47,8 @@ use tower_layer::Layer;
 
 pub use future::ResponseFuture;
 pub use service::AuthService;
+#[cfg(feature = "ext-authz")]
+pub(crate) use service::{judge, log_rejection, method_denied, public_check};
 
 use crate::Policy;
 use crate::authn::{Authenticator, DEFAULT_MAX_VALUE_LEN};

@@ -261,13 +261,19 @@ fn judged_authorization(found: &Authenticated, headers: &HeaderMap) -> bool {
 /// Logs a rejection (method, code, reason; `warn` when the check could not be made)
 /// and gives its status.
 fn rejected(method: &str, e: &AuthError) -> Status {
+    log_rejection(method, e);
+    e.to_status()
+}
+
+/// The `grpc-auth: rejected` event: method, code and reason (`warn` when the check could
+/// not be made), never the credential.
+pub(crate) fn log_rejection(method: &str, e: &AuthError) {
     match e {
         AuthError::Unavailable(_) => {
             tracing::warn!(method, code = ?e.code(), reason = %e, "grpc-auth: rejected")
         }
         _ => tracing::debug!(method, code = ?e.code(), reason = %e, "grpc-auth: rejected"),
     }
-    e.to_status()
 }
 
 impl<S: Clone, A> Clone for AuthService<S, A> {

@@ -1,0 +1,340 @@
+//! [`ExtAuthzServer`]: Envoy's `Authorization/Check` answered by an [`AuthLayer`]'s
+//! authenticator and policy, deciding through the same steps as the layer.
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
+    Authorization, AuthorizationServer,
+};
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{
+    CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
+};
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+use envoy_types::pb::google::rpc::Status as RpcStatus;
+use http::{HeaderMap, HeaderName};
+use percent_encoding::{CONTROLS, utf8_percent_encode};
+use tonic::{Code, Request, Response, Status};
+
+use crate::authn::{AuthRequest, Authenticated, Authenticator};
+use crate::authz::Peer;
+use crate::layer::{self, Config};
+use crate::{AuthError, AuthLayer, Rule};
+
+/// `grpc-message` is percent-encoded (gRPC over HTTP/2): controls, `%` and non-ASCII.
+const GRPC_MESSAGE: &percent_encoding::AsciiSet = &CONTROLS.add(b'%');
+
+/// Envoy's external authorization service (`envoy.service.auth.v3.Authorization`) over
+/// the authenticator and policies of an [`AuthLayer`]: services behind Envoy, in any
+/// language, get the same checks and the same answers as a tonic service wrapped in
+/// that layer.
+///
+/// Each `Check` rebuilds the call as the layer would see it from Envoy's attributes:
+/// the method from `request.http.path` (query dropped), the HTTP method, and the
+/// request headers (`header_map` when Envoy sends it, else `headers`; pseudo-headers
+/// left out). Envoy joins repeated headers with commas (two `x-api-key` entries arrive
+/// as `k-1,k-2`): such a value is judged as it is, a malformed credential, never split.
+/// Then it decides exactly as the layer does (the per-method [`Policy`](crate::Policy),
+/// the authenticator, every `authorization` entry judged, the gRFC A43 policy).
+///
+/// - **Allowed:** `ok_response` sets `x-auth-subject`, `x-auth-scheme` and
+///   `x-auth-scopes` (space-separated; names configurable) for the upstream,
+///   overwriting any copy the client sent (`OVERWRITE_IF_EXISTS_OR_ADD`); a header
+///   without a value (no scopes, a public method) is removed instead, so a forged copy
+///   never reaches the upstream. With [`remove_credentials`](Self::remove_credentials)
+///   the credentials the call was accepted on are removed too. Response headers an
+///   authenticator returns (the Basic-to-Bearer exchange's `authorization: Bearer ..`)
+///   go to the client (`response_headers_to_add`).
+/// - **Denied:** `status` carries the gRPC code and message. For a gRPC request
+///   (`content-type: application/grpc..`), `denied_response` is what Envoy sends as a
+///   trailers-only gRPC error: HTTP 200 with `grpc-status` (16, 7, 14 or 8) and
+///   `grpc-message`. For plain HTTP: 401 with a `WWW-Authenticate` challenge, 403, 503
+///   or 429, the message as the body.
+///
+/// ```no_run
+/// use grpc_auth::ext_authz::ExtAuthzServer;
+/// use grpc_auth::authn::ApiKeyAuthenticator;
+/// use grpc_auth::{AuthLayer, Policy};
+/// # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = AuthLayer::new(ApiKeyAuthenticator::new().key("k-123", "billing"))
+///     .policy(Policy::new().public("/grpc.health.v1.Health/*"));
+/// tonic::transport::Server::builder()
+///     .add_service(ExtAuthzServer::new(layer).into_service())
+///     .serve("127.0.0.1:9001".parse()?)
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct ExtAuthzServer<A> {
+    authenticator: Arc<A>,
+    config: Arc<Config>,
+    subject: HeaderName,
+    scheme: HeaderName,
+    scopes: HeaderName,
+    remove_credentials: bool,
+    challenge: String,
+}
+
+impl<A: Authenticator> ExtAuthzServer<A> {
+    /// Answers with `layer`'s authenticator, method policy and authorization policy.
+    pub fn new(layer: AuthLayer<A>) -> Self {
+        Self {
+            authenticator: layer.authenticator,
+            config: layer.config,
+            subject: HeaderName::from_static("x-auth-subject"),
+            scheme: HeaderName::from_static("x-auth-scheme"),
+            scopes: HeaderName::from_static("x-auth-scopes"),
+            remove_credentials: false,
+            challenge: "Bearer".to_owned(),
+        }
+    }
+
+    /// The upstream headers naming the principal (default `x-auth-subject`,
+    /// `x-auth-scheme`, `x-auth-scopes`).
+    pub fn principal_headers(
+        mut self,
+        subject: HeaderName,
+        scheme: HeaderName,
+        scopes: HeaderName,
+    ) -> Self {
+        self.subject = subject;
+        self.scheme = scheme;
+        self.scopes = scopes;
+        self
+    }
+
+    /// Removes the credentials a call was accepted on (`authorization`, `x-api-key`,
+    /// ...) before Envoy forwards it: the upstream sees only the principal headers.
+    pub fn remove_credentials(mut self, remove: bool) -> Self {
+        self.remove_credentials = remove;
+        self
+    }
+
+    /// The `WWW-Authenticate` challenge of a plain-HTTP 401 (default `Bearer`).
+    pub fn challenge(mut self, challenge: impl Into<String>) -> Self {
+        self.challenge = challenge.into();
+        self
+    }
+
+    /// The tonic service to add to a server.
+    pub fn into_service(self) -> AuthorizationServer<Self> {
+        AuthorizationServer::new(self)
+    }
+
+    /// The layer's verdict on the call Envoy describes: the principal (`None` for a
+    /// public method) or why it is refused.
+    async fn decide(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Option<Authenticated>, AuthError> {
+        let rule = self.config.policy.shared_rule_for(path);
+        if rule.is_public() {
+            layer::public_check(&self.config, path, headers, || Peer::Unauthenticated)?;
+            return Ok(None);
+        }
+        if matches!(**rule, Rule::Deny) {
+            return Err(layer::method_denied());
+        }
+        let ctx = AuthRequest::new(path, headers).with_max_value_len(self.config.max_value_len);
+        let authenticated = self.authenticator.authenticate(&ctx).await;
+        layer::judge(
+            authenticated,
+            rule,
+            self.config.authz.as_ref(),
+            path,
+            headers,
+            Peer::of,
+        )
+        .map(Some)
+    }
+
+    fn allowed(&self, found: Option<Authenticated>) -> CheckResponse {
+        let mut ok = OkHttpResponse::default();
+        let (subject, scheme, scopes) = match &found {
+            Some(f) => (
+                f.principal.subject().to_owned(),
+                f.principal.scheme().to_owned(),
+                f.principal.scopes().join(" "),
+            ),
+            None => (String::new(), String::new(), String::new()),
+        };
+        for (name, value) in [
+            (&self.subject, subject),
+            (&self.scheme, scheme),
+            (&self.scopes, scopes),
+        ] {
+            // Envoy removes after it sets: a header it sets is never listed for removal.
+            if value.is_empty() {
+                ok.headers_to_remove.push(name.as_str().to_owned());
+            } else {
+                ok.headers.push(overwrite(name.as_str(), value));
+            }
+        }
+        if let Some(mut found) = found {
+            if self.remove_credentials {
+                for name in found.credentials() {
+                    if ![&self.subject, &self.scheme, &self.scopes].contains(&name) {
+                        ok.headers_to_remove.push(name.as_str().to_owned());
+                    }
+                }
+            }
+            if let Some(headers) = found.take_response_headers() {
+                for (name, value) in headers.iter() {
+                    if let Ok(value) = value.to_str() {
+                        ok.response_headers_to_add
+                            .push(overwrite(name.as_str(), value.to_owned()));
+                    }
+                }
+            }
+        }
+        CheckResponse {
+            status: Some(RpcStatus {
+                code: Code::Ok as i32,
+                ..RpcStatus::default()
+            }),
+            http_response: Some(HttpResponse::OkResponse(ok)),
+            ..CheckResponse::default()
+        }
+    }
+
+    fn denied(&self, e: &AuthError, grpc: bool) -> CheckResponse {
+        let code = e.code();
+        let message = e.to_string();
+        let mut headers = Vec::new();
+        let (http, body) = if grpc {
+            headers.push(overwrite("content-type", "application/grpc".to_owned()));
+            headers.push(overwrite("grpc-status", (code as i32).to_string()));
+            headers.push(overwrite(
+                "grpc-message",
+                utf8_percent_encode(&message, GRPC_MESSAGE).to_string(),
+            ));
+            (200, String::new())
+        } else {
+            let http = match code {
+                Code::Unauthenticated => {
+                    headers.push(overwrite("www-authenticate", self.challenge.clone()));
+                    401
+                }
+                Code::PermissionDenied => 403,
+                Code::ResourceExhausted => 429,
+                _ => 503,
+            };
+            headers.push(overwrite("content-type", "text/plain".to_owned()));
+            (http, message.clone())
+        };
+        CheckResponse {
+            status: Some(RpcStatus {
+                code: code as i32,
+                message,
+                ..RpcStatus::default()
+            }),
+            http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+                status: Some(HttpStatus { code: http }),
+                headers,
+                body,
+            })),
+            ..CheckResponse::default()
+        }
+    }
+}
+
+/// A header Envoy sets, replacing any value the request already has.
+fn overwrite(name: &str, value: String) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: name.to_owned(),
+            value,
+            ..HeaderValue::default()
+        }),
+        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        ..HeaderValueOption::default()
+    }
+}
+
+/// The request headers Envoy described: `header_map` (with `raw_value` when Envoy
+/// encodes raw headers) or else the `headers` map, without pseudo-headers; a name or
+/// value that is not valid HTTP is left out.
+fn request_headers(http: &HttpRequest) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let mut add = |key: &str, value: &[u8]| {
+        if key.starts_with(':') {
+            return;
+        }
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    };
+    match &http.header_map {
+        Some(map) if !map.headers.is_empty() => {
+            for h in &map.headers {
+                let value = if h.raw_value.is_empty() {
+                    h.value.as_bytes()
+                } else {
+                    &h.raw_value
+                };
+                add(&h.key, value);
+            }
+        }
+        _ => {
+            for (key, value) in &http.headers {
+                add(key, value.as_bytes());
+            }
+        }
+    }
+    headers
+}
+
+#[tonic::async_trait]
+impl<A: Authenticator> Authorization for ExtAuthzServer<A> {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let check = request.into_inner();
+        let Some(http) = check
+            .attributes
+            .and_then(|a| a.request)
+            .and_then(|r| r.http)
+        else {
+            let e = AuthError::unauthenticated("the check describes no HTTP request");
+            return Ok(Response::new(self.denied(&e, false)));
+        };
+        let path = http.path.split('?').next().unwrap_or_default();
+        let headers = request_headers(&http);
+        let grpc = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/grpc"));
+        Ok(Response::new(match self.decide(path, &headers).await {
+            Ok(found) => {
+                tracing::trace!(
+                    method = path,
+                    subject = found.as_ref().map(|f| f.principal.subject()),
+                    "grpc-auth: ext_authz accepted"
+                );
+                self.allowed(found)
+            }
+            Err(e) => {
+                layer::log_rejection(path, &e);
+                self.denied(&e, grpc)
+            }
+        }))
+    }
+}
+
+impl<A> std::fmt::Debug for ExtAuthzServer<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtAuthzServer")
+            .field("authenticator", &std::any::type_name::<A>())
+            .field("policy", &self.config.policy)
+            .field("subject_header", &self.subject)
+            .field("remove_credentials", &self.remove_credentials)
+            .finish_non_exhaustive()
+    }
+}

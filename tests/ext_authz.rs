@@ -1,0 +1,437 @@
+//! The ext_authz server (Envoy's `Authorization/Check`) over the greeter's configuration,
+//! called directly as Envoy would call it, and the other direction: a greeter whose
+//! layer delegates to that server through `ExtAuthz`. Every case asserts the exact
+//! answer (code, message, headers) and that it is what the in-process layer gives.
+#![cfg(feature = "ext-authz")]
+
+#[path = "../examples/support/greeter.rs"]
+mod greeter;
+#[path = "../examples/support/tokens.rs"]
+mod tokens;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use grpc_auth::AuthLayer;
+use grpc_auth::ext_authz::envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
+use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::attribute_context::{
+    HttpRequest, Request as AttrRequest,
+};
+use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, CheckResponse,
+};
+use grpc_auth::ext_authz::{ExtAuthz, ExtAuthzServer};
+use grpc_auth_protos::helloworld::HelloRequest;
+use grpc_auth_protos::helloworld::greeter_client::GreeterClient;
+use grpc_auth_protos::helloworld::greeter_server::GreeterServer;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tonic::Code;
+use tonic::transport::{Channel, Server};
+
+const HELLO: &str = "/helloworld.Greeter/SayHello";
+const ADMIN: &str = "/helloworld.Greeter/SayHelloAdmin";
+const SECRET: &str = "ext-authz-test-secret-0123456789abcdef";
+
+/// The configuration both the ext_authz server and the in-process greeter use.
+fn config() -> greeter::ServerConfig {
+    greeter::ServerConfig {
+        jwt_hs256_secret: Some(SECRET.into()),
+        jwt_issuer: Some("https://issuer.test".into()),
+        jwt_audience: Some("greeter".into()),
+        basic_users: vec![("ada".into(), "lovelace".into())],
+        api_keys: vec![
+            ("k-1".into(), "billing".into()),
+            ("k-2".into(), "ops".into()),
+        ],
+        require_scope: vec![(ADMIN.into(), "greeter.admin".into())],
+        ..Default::default()
+    }
+}
+
+fn jwt(scope: &str) -> String {
+    tokens::hs256(
+        SECRET,
+        &tokens::claims(
+            "ada",
+            "https://issuer.test",
+            "greeter",
+            json!({ "scope": scope }),
+        ),
+    )
+}
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+/// The ext_authz server over `config()`, on 127.0.0.1:0.
+async fn ext_authz_server(
+    server: ExtAuthzServer<grpc_auth::authn::BoxAuthenticator>,
+) -> SocketAddr {
+    let (l, addr) = listener().await;
+    tokio::spawn(
+        Server::builder()
+            .add_service(server.into_service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(l)),
+    );
+    addr
+}
+
+async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A check as Envoy sends it: the `headers` map, lower-cased names, pseudo-headers.
+fn check(path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+    let mut map: HashMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    map.insert(":path".into(), path.into());
+    map.insert(":method".into(), "POST".into());
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(AttrRequest {
+                http: Some(HttpRequest {
+                    method: "POST".into(),
+                    path: path.into(),
+                    headers: map,
+                    protocol: "HTTP/2".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+const GRPC: (&str, &str) = ("content-type", "application/grpc");
+
+async fn ask(ch: &Channel, req: CheckRequest) -> CheckResponse {
+    AuthorizationClient::new(ch.clone())
+        .check(req)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// `(key, value, append_action)` of header options.
+fn options(h: &[HeaderValueOption]) -> Vec<(String, String, i32)> {
+    h.iter()
+        .map(|o| {
+            let hv = o.header.clone().unwrap();
+            (hv.key, hv.value, o.append_action)
+        })
+        .collect()
+}
+
+const OVERWRITE: i32 = 2;
+
+#[tokio::test]
+async fn an_accepted_call_names_the_principal_and_overwrites_forged_headers() {
+    let ch = channel(ext_authz_server(ExtAuthzServer::new(config().layer().unwrap())).await).await;
+    let r = ask(
+        &ch,
+        check(
+            HELLO,
+            &[
+                GRPC,
+                ("x-api-key", "k-1"),
+                ("x-auth-subject", "forged-admin"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status.unwrap().code, 0);
+    let Some(HttpResponse::OkResponse(ok)) = r.http_response else {
+        panic!("not an ok response")
+    };
+    assert_eq!(
+        options(&ok.headers),
+        vec![
+            ("x-auth-subject".into(), "billing".into(), OVERWRITE),
+            ("x-auth-scheme".into(), "api-key".into(), OVERWRITE),
+        ]
+    );
+    // No scopes: the header is removed (a forged copy never reaches the upstream), and
+    // nothing set is also listed for removal.
+    assert_eq!(ok.headers_to_remove, vec!["x-auth-scopes".to_owned()]);
+    // JWT with scopes.
+    let r = ask(
+        &ch,
+        check(
+            ADMIN,
+            &[
+                GRPC,
+                (
+                    "authorization",
+                    &format!("Bearer {}", jwt("greeter.read greeter.admin")),
+                ),
+            ],
+        ),
+    )
+    .await;
+    let Some(HttpResponse::OkResponse(ok)) = r.http_response else {
+        panic!("not an ok response")
+    };
+    assert_eq!(
+        options(&ok.headers),
+        vec![
+            ("x-auth-subject".into(), "ada".into(), OVERWRITE),
+            ("x-auth-scheme".into(), "jwt".into(), OVERWRITE),
+            (
+                "x-auth-scopes".into(),
+                "greeter.read greeter.admin".into(),
+                OVERWRITE
+            ),
+        ]
+    );
+    assert!(ok.headers_to_remove.is_empty());
+}
+
+#[tokio::test]
+async fn a_public_method_removes_every_principal_header() {
+    let ch = channel(ext_authz_server(ExtAuthzServer::new(config().layer().unwrap())).await).await;
+    let r = ask(
+        &ch,
+        check(
+            "/grpc.health.v1.Health/Check",
+            &[
+                GRPC,
+                ("x-auth-subject", "forged"),
+                ("x-auth-scheme", "forged"),
+            ],
+        ),
+    )
+    .await;
+    let Some(HttpResponse::OkResponse(ok)) = r.http_response else {
+        panic!("not an ok response")
+    };
+    assert!(ok.headers.is_empty());
+    assert_eq!(
+        ok.headers_to_remove,
+        vec!["x-auth-subject", "x-auth-scheme", "x-auth-scopes"]
+    );
+}
+
+/// `(grpc-status, grpc-message)` of a denied gRPC check, with the HTTP status.
+fn grpc_denial(r: &CheckResponse) -> (u32, String, String) {
+    let Some(HttpResponse::DeniedResponse(d)) = &r.http_response else {
+        panic!("not a denied response: {r:?}")
+    };
+    let h = options(&d.headers);
+    let get = |k: &str| {
+        h.iter()
+            .find(|(n, _, _)| n == k)
+            .map(|(_, v, _)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(get("content-type"), "application/grpc");
+    (
+        d.status.unwrap().code as u32,
+        get("grpc-status"),
+        get("grpc-message"),
+    )
+}
+
+#[tokio::test]
+async fn denials_carry_the_layers_code_and_message() {
+    let ch = channel(ext_authz_server(ExtAuthzServer::new(config().layer().unwrap())).await).await;
+    let cases: Vec<(CheckRequest, &str, &str, &str)> = vec![
+        (
+            check(HELLO, &[GRPC]),
+            "16",
+            "missing authorization metadata",
+            "missing authorization metadata",
+        ),
+        (
+            check(HELLO, &[GRPC, ("x-api-key", "nope")]),
+            "16",
+            "invalid API key",
+            "invalid API key",
+        ),
+        // Envoy joins repeated headers with commas: one malformed value, never split.
+        (
+            check(HELLO, &[GRPC, ("x-api-key", "k-1,k-2")]),
+            "16",
+            "invalid API key",
+            "invalid API key",
+        ),
+        (
+            check(
+                ADMIN,
+                &[
+                    GRPC,
+                    ("authorization", &format!("Bearer {}", jwt("greeter.read"))),
+                ],
+            ),
+            "7",
+            "missing scope: greeter.admin",
+            "missing scope: greeter.admin",
+        ),
+        (
+            check(HELLO, &[GRPC, ("authorization", "Bearer not-a-jwt")]),
+            "16",
+            "malformed token",
+            "malformed token",
+        ),
+    ];
+    for (req, status, encoded, message) in cases {
+        let r = ask(&ch, req).await;
+        let rpc = r.status.clone().unwrap();
+        assert_eq!(
+            (rpc.code.to_string().as_str(), rpc.message.as_str()),
+            (status, message)
+        );
+        assert_eq!(
+            grpc_denial(&r),
+            (200, status.to_owned(), encoded.to_owned())
+        );
+    }
+}
+
+#[tokio::test]
+async fn plain_http_denials_are_401_with_a_challenge_or_403() {
+    let ch = channel(ext_authz_server(ExtAuthzServer::new(config().layer().unwrap())).await).await;
+    let r = ask(&ch, check(HELLO, &[])).await;
+    let Some(HttpResponse::DeniedResponse(d)) = r.http_response else {
+        panic!("not denied")
+    };
+    assert_eq!(d.status.unwrap().code, 401);
+    assert!(options(&d.headers).contains(&("www-authenticate".into(), "Bearer".into(), OVERWRITE)));
+    assert_eq!(d.body, "missing authorization metadata");
+    let r = ask(
+        &ch,
+        check(
+            ADMIN,
+            &[("authorization", &format!("Bearer {}", jwt("greeter.read")))],
+        ),
+    )
+    .await;
+    let Some(HttpResponse::DeniedResponse(d)) = r.http_response else {
+        panic!("not denied")
+    };
+    assert_eq!(d.status.unwrap().code, 403);
+    assert_eq!(d.body, "missing scope: greeter.admin");
+}
+
+#[tokio::test]
+async fn credentials_can_be_removed_and_exchange_headers_reach_the_client() {
+    let mut cfg = config();
+    cfg.issue_tokens = true;
+    let server = ExtAuthzServer::new(cfg.layer().unwrap()).remove_credentials(true);
+    let ch = channel(ext_authz_server(server).await).await;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("ada:lovelace")
+    );
+    let r = ask(&ch, check(HELLO, &[GRPC, ("authorization", &basic)])).await;
+    let Some(HttpResponse::OkResponse(ok)) = r.http_response else {
+        panic!("not ok: {r:?}")
+    };
+    assert_eq!(ok.headers_to_remove, vec!["x-auth-scopes", "authorization"]);
+    let to_client = options(&ok.response_headers_to_add);
+    assert_eq!(to_client.len(), 1);
+    assert_eq!(to_client[0].0, "authorization");
+    assert!(to_client[0].1.starts_with("Bearer "), "{}", to_client[0].1);
+    // The issued token is accepted on the next check.
+    let r = ask(
+        &ch,
+        check(HELLO, &[GRPC, ("authorization", &to_client[0].1)]),
+    )
+    .await;
+    assert_eq!(r.status.unwrap().code, 0);
+}
+
+/// A greeter whose layer delegates to `ext_authz` (`ExtAuthz`), on 127.0.0.1:0.
+async fn delegating_greeter(ext_authz: Channel, timeout: Duration) -> Channel {
+    let (l, addr) = listener().await;
+    let layer = AuthLayer::new(ExtAuthz::new(ext_authz).timeout(timeout));
+    tokio::spawn(
+        Server::builder()
+            .layer(layer)
+            .add_service(GreeterServer::new(greeter::MyGreeter))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(l)),
+    );
+    channel(addr).await
+}
+
+/// A greeter with the same configuration in process.
+async fn in_process_greeter() -> Channel {
+    channel(greeter::spawn(config()).await).await
+}
+
+async fn hello(
+    ch: &Channel,
+    path_admin: bool,
+    headers: &[(&'static str, &str)],
+) -> Result<String, (Code, String)> {
+    let mut req = tonic::Request::new(HelloRequest { name: "Ada".into() });
+    for (k, v) in headers {
+        req.metadata_mut().insert(*k, v.parse().unwrap());
+    }
+    let mut client = GreeterClient::new(ch.clone());
+    let r = if path_admin {
+        client.say_hello_admin(req).await
+    } else {
+        client.say_hello(req).await
+    };
+    r.map(|r| r.into_inner().message)
+        .map_err(|s| (s.code(), s.message().to_owned()))
+}
+
+#[tokio::test]
+async fn a_delegating_layer_gives_what_the_in_process_layer_gives() {
+    let ext = ext_authz_server(ExtAuthzServer::new(config().layer().unwrap())).await;
+    let delegating = delegating_greeter(channel(ext).await, Duration::from_secs(2)).await;
+    let local = in_process_greeter().await;
+    let read = format!("Bearer {}", jwt("greeter.read"));
+    let admin = format!("Bearer {}", jwt("greeter.read greeter.admin"));
+    let cases: Vec<(bool, Vec<(&'static str, &str)>)> = vec![
+        (false, vec![("x-api-key", "k-1")]),
+        (false, vec![("x-api-key", "wrong")]),
+        (false, vec![]),
+        (false, vec![("authorization", &read)]),
+        (true, vec![("authorization", &read)]),
+        (true, vec![("authorization", &admin)]),
+        (false, vec![("authorization", "Basic YWRhOmxvdmVsYWNl")]),
+        (false, vec![("authorization", "Basic YWRhOndyb25n")]),
+        (false, vec![("authorization", "Bearer garbage")]),
+    ];
+    for (admin_call, headers) in cases {
+        let want = hello(&local, admin_call, &headers).await;
+        let got = hello(&delegating, admin_call, &headers).await;
+        assert_eq!(got, want, "{headers:?}");
+    }
+    assert_eq!(
+        hello(&delegating, false, &[("x-api-key", "k-2")]).await,
+        Ok("Hello Ada, authenticated as ops via api-key".into())
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_authorization_service_is_unavailable_within_the_timeout() {
+    // Nothing listens there.
+    let (l, addr) = listener().await;
+    drop(l);
+    let lazy = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let delegating = delegating_greeter(lazy, Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let r = hello(&delegating, false, &[("x-api-key", "k-1")]).await;
+    assert_eq!(r.as_ref().map_err(|e| e.0), Err(Code::Unavailable), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
