@@ -226,8 +226,8 @@ async fn a_public_method_removes_every_principal_header() {
     );
 }
 
-/// `(grpc-status, grpc-message)` of a denied gRPC check, with the HTTP status.
-fn grpc_denial(r: &CheckResponse) -> (u32, String, String) {
+/// `(HTTP status, grpc-status, grpc-message, body)` of a denied gRPC check.
+fn grpc_denial(r: &CheckResponse) -> (i32, String, String, String) {
     let Some(HttpResponse::DeniedResponse(d)) = &r.http_response else {
         panic!("not a denied response: {r:?}")
     };
@@ -238,11 +238,11 @@ fn grpc_denial(r: &CheckResponse) -> (u32, String, String) {
             .map(|(_, v, _)| v.clone())
             .unwrap()
     };
-    assert_eq!(get("content-type"), "application/grpc");
     (
-        d.status.unwrap().code as u32,
+        d.status.unwrap().code,
         get("grpc-status"),
         get("grpc-message"),
+        d.body.clone(),
     )
 }
 
@@ -295,9 +295,15 @@ async fn denials_carry_the_layers_code_and_message() {
             (rpc.code.to_string().as_str(), rpc.message.as_str()),
             (status, message)
         );
+        let http = if status == "16" { 401 } else { 403 };
         assert_eq!(
             grpc_denial(&r),
-            (200, status.to_owned(), encoded.to_owned())
+            (
+                http,
+                status.to_owned(),
+                encoded.to_owned(),
+                message.to_owned()
+            )
         );
     }
 }
@@ -434,4 +440,20 @@ async fn a_stopped_authorization_service_is_unavailable_within_the_timeout() {
     let r = hello(&delegating, false, &[("x-api-key", "k-1")]).await;
     assert_eq!(r.as_ref().map_err(|e| e.0), Err(Code::Unavailable), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// grpc-message is percent-encoded (controls, `%`, non-ASCII); the body is not.
+#[tokio::test]
+async fn a_grpc_message_is_percent_encoded() {
+    let ch = channel(ext_authz_server(ExtAuthzServer::new(config().layer().unwrap())).await).await;
+    // A user name the Basic scheme names in no message; the failure message is fixed.
+    let r = ask(&ch, check(HELLO, &[GRPC, ("authorization", "Basic %%%")])).await;
+    let (http, status, encoded, body) = grpc_denial(&r);
+    assert_eq!((http, status.as_str()), (401, "16"));
+    assert_eq!(
+        percent_encoding::percent_decode_str(&encoded)
+            .decode_utf8()
+            .unwrap(),
+        body
+    );
 }

@@ -48,11 +48,13 @@ const GRPC_MESSAGE: &percent_encoding::AsciiSet = &CONTROLS.add(b'%');
 ///   the credentials the call was accepted on are removed too. Response headers an
 ///   authenticator returns (the Basic-to-Bearer exchange's `authorization: Bearer ..`)
 ///   go to the client (`response_headers_to_add`).
-/// - **Denied:** `status` carries the gRPC code and message. For a gRPC request
-///   (`content-type: application/grpc..`), `denied_response` is what Envoy sends as a
-///   trailers-only gRPC error: HTTP 200 with `grpc-status` (16, 7, 14 or 8) and
-///   `grpc-message`. For plain HTTP: 401 with a `WWW-Authenticate` challenge, 403, 503
-///   or 429, the message as the body.
+/// - **Denied:** `status` carries the gRPC code and message; `denied_response` has the
+///   HTTP status (401, 403, 503, or 429 for too many failed logins) and the message as
+///   its body. Envoy answers a gRPC request (`content-type: application/grpc..`) with
+///   a trailers-only error whose `grpc-status` it derives from that HTTP status
+///   (UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE; 429 becomes UNAVAILABLE) and
+///   whose `grpc-message` is the body; `grpc-status`/`grpc-message` headers say the
+///   same. A plain HTTP 401 carries a `WWW-Authenticate` challenge.
 ///
 /// ```no_run
 /// use grpc_auth::ext_authz::ExtAuthzServer;
@@ -203,38 +205,39 @@ impl<A: Authenticator> ExtAuthzServer<A> {
     fn denied(&self, e: &AuthError, grpc: bool) -> CheckResponse {
         let code = e.code();
         let message = e.to_string();
+        // Envoy answers a gRPC request with a trailers-only response whose grpc-status it
+        // derives from this HTTP status (401: 16, 403: 7, 503 and 429: 14) and whose
+        // grpc-message is the body; the grpc-* headers say the same for any proxy that
+        // reads them instead.
+        let http = match code {
+            Code::Unauthenticated => 401,
+            Code::PermissionDenied => 403,
+            Code::ResourceExhausted => 429,
+            _ => 503,
+        };
         let mut headers = Vec::new();
-        let (http, body) = if grpc {
-            headers.push(overwrite("content-type", "application/grpc".to_owned()));
+        if grpc {
             headers.push(overwrite("grpc-status", (code as i32).to_string()));
             headers.push(overwrite(
                 "grpc-message",
                 utf8_percent_encode(&message, GRPC_MESSAGE).to_string(),
             ));
-            (200, String::new())
         } else {
-            let http = match code {
-                Code::Unauthenticated => {
-                    headers.push(overwrite("www-authenticate", self.challenge.clone()));
-                    401
-                }
-                Code::PermissionDenied => 403,
-                Code::ResourceExhausted => 429,
-                _ => 503,
-            };
+            if code == Code::Unauthenticated {
+                headers.push(overwrite("www-authenticate", self.challenge.clone()));
+            }
             headers.push(overwrite("content-type", "text/plain".to_owned()));
-            (http, message.clone())
-        };
+        }
         CheckResponse {
             status: Some(RpcStatus {
                 code: code as i32,
-                message,
+                message: message.clone(),
                 ..RpcStatus::default()
             }),
             http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
                 status: Some(HttpStatus { code: http }),
                 headers,
-                body,
+                body: message,
             })),
             ..CheckResponse::default()
         }
