@@ -6,6 +6,8 @@
 
 #[path = "../examples/support/greeter.rs"]
 mod greeter;
+#[path = "../examples/support/tls.rs"]
+mod tls;
 #[path = "../examples/support/tokens.rs"]
 mod tokens;
 
@@ -455,5 +457,78 @@ async fn a_grpc_message_is_percent_encoded() {
             .decode_utf8()
             .unwrap(),
         body
+    );
+}
+
+/// A check with the client certificate Envoy verified (`source.certificate`,
+/// URL-encoded PEM): the mTLS scheme names the caller by its SPIFFE ID, and a JWT bound
+/// to another certificate is refused, as in a tonic TLS server.
+#[tokio::test]
+async fn the_certificate_envoy_verified_authenticates_as_in_a_tls_server() {
+    use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::attribute_context::Peer;
+    let mut cfg = config();
+    cfg.client_ca = Some(Vec::new()); // adds the mTLS scheme (TLS itself is Envoy's)
+    let ch = channel(ext_authz_server(ExtAuthzServer::new(cfg.layer().unwrap())).await).await;
+    let pki = tls::test_pki();
+    let (cert, _) = pki.client_cert(&["spiffe://prod.test/ns/billing/sa/api"], &[], "api");
+    let with_cert = |mut req: CheckRequest| {
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(&cert, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        req.attributes.as_mut().unwrap().source = Some(Peer {
+            certificate: encoded,
+            ..Default::default()
+        });
+        req
+    };
+    let r = ask(&ch, with_cert(check(HELLO, &[GRPC]))).await;
+    let Some(HttpResponse::OkResponse(ok)) = r.http_response else {
+        panic!("not ok: {r:?}")
+    };
+    assert_eq!(
+        options(&ok.headers)[..2],
+        [
+            (
+                "x-auth-subject".to_owned(),
+                "spiffe://prod.test/ns/billing/sa/api".to_owned(),
+                OVERWRITE
+            ),
+            ("x-auth-scheme".to_owned(), "mtls".to_owned(), OVERWRITE),
+        ]
+    );
+    // A token bound to another certificate (RFC 8705) is refused.
+    let bound = tokens::hs256(
+        SECRET,
+        &tokens::claims(
+            "ada",
+            "https://issuer.test",
+            "greeter",
+            json!({"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}),
+        ),
+    );
+    let r = ask(
+        &ch,
+        with_cert(check(
+            HELLO,
+            &[GRPC, ("authorization", &format!("Bearer {bound}"))],
+        )),
+    )
+    .await;
+    assert_eq!(
+        r.status.unwrap().message,
+        "certificate-bound token presented with another certificate"
+    );
+    // Without the certificate, the same token is refused as presented without one.
+    let r = ask(
+        &ch,
+        check(
+            HELLO,
+            &[GRPC, ("authorization", &format!("Bearer {bound}"))],
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status.unwrap().message,
+        "certificate-bound token presented without a client certificate"
     );
 }

@@ -41,6 +41,23 @@ pub struct AuthRequest<'a> {
 pub struct PeerCertificates(std::sync::Arc<Vec<tonic::transport::CertificateDer<'static>>>);
 
 impl PeerCertificates {
+    /// A chain (DER, leaf first) another party verified: Envoy's, for the ext_authz
+    /// server. Crate-private: only this crate's servers put one in the extensions.
+    #[cfg(feature = "ext-authz")]
+    pub(crate) fn from_der(chain: Vec<Vec<u8>>) -> Self {
+        Self(std::sync::Arc::new(
+            chain
+                .into_iter()
+                .map(tonic::transport::CertificateDer::from)
+                .collect(),
+        ))
+    }
+
+    /// The chain, leaf first (empty: TLS without a client certificate).
+    pub(crate) fn chain(&self) -> &[tonic::transport::CertificateDer<'static>] {
+        &self.0
+    }
+
     /// The client's own certificate (DER).
     pub fn leaf(&self) -> Option<&[u8]> {
         self.0.first().map(|c| c.as_ref())
@@ -54,6 +71,20 @@ impl PeerCertificates {
         let leaf = self.leaf()?;
         Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(leaf)))
     }
+}
+
+/// The TLS client chain of a call: tonic's TLS server's (from its connection info), or
+/// one this crate's ext_authz server took from Envoy; empty for TLS without a client
+/// certificate, `None` without TLS.
+pub(crate) fn peer_certificates(extensions: &Extensions) -> Option<PeerCertificates> {
+    if let Some(certs) = extensions.get::<PeerCertificates>() {
+        return Some(certs.clone());
+    }
+    let info = extensions.get::<tonic::transport::server::TlsConnectInfo<TcpConnectInfo>>()?;
+    Some(PeerCertificates(
+        info.peer_certs()
+            .unwrap_or_else(|| std::sync::Arc::new(Vec::new())),
+    ))
 }
 
 /// The metadata keys a scheme read through [`AuthRequest::single_value`] (and so
@@ -188,12 +219,7 @@ impl<'a> AuthRequest<'a> {
     /// The client certificate chain (DER, leaf first) tonic's TLS server verified for
     /// this connection; `None` without TLS or when the client sent none.
     pub fn peer_certificates(&self) -> Option<PeerCertificates> {
-        let info = self
-            .extensions?
-            .get::<tonic::transport::server::TlsConnectInfo<TcpConnectInfo>>()?;
-        info.peer_certs()
-            .filter(|c| !c.is_empty())
-            .map(PeerCertificates)
+        peer_certificates(self.extensions?).filter(|c| !c.chain().is_empty())
     }
 
     /// The single value of metadata `name` as ASCII text, or `None` when absent.

@@ -131,15 +131,12 @@ impl Peer {
         principal: Option<&crate::Principal>,
         extensions: &http::Extensions,
     ) -> Self {
-        let tls = extensions
-            .get::<tonic::transport::server::TlsConnectInfo<
-                tonic::transport::server::TcpConnectInfo,
-            >>();
-        let mut names = match tls {
+        let tls = crate::authn::request::peer_certificates(extensions);
+        let mut names = match &tls {
             None => Vec::new(),
-            Some(info) => match info.peer_certs().filter(|c| !c.is_empty()) {
-                None => vec![String::new()],
-                Some(certs) => match certs
+            Some(certs) => match certs.chain() {
+                [] => vec![String::new()],
+                certs => match certs
                     .first()
                     .map(|leaf| crate::authn::mtls::cert_names(leaf.as_ref()))
                 {

@@ -11,15 +11,15 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
 };
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{
-    CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
+    AttributeContext, CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
 };
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
-use http::{HeaderMap, HeaderName};
+use http::{Extensions, HeaderMap, HeaderName};
 use percent_encoding::{CONTROLS, utf8_percent_encode};
 use tonic::{Code, Request, Response, Status};
 
-use crate::authn::{AuthRequest, Authenticated, Authenticator};
+use crate::authn::{AuthRequest, Authenticated, Authenticator, PeerCertificates};
 use crate::authz::Peer;
 use crate::layer::{self, Config};
 use crate::{AuthError, AuthLayer, Rule};
@@ -33,9 +33,12 @@ const GRPC_MESSAGE: &percent_encoding::AsciiSet = &CONTROLS.add(b'%');
 /// that layer.
 ///
 /// Each `Check` rebuilds the call as the layer would see it from Envoy's attributes:
-/// the method from `request.http.path` (query dropped), the HTTP method, and the
-/// request headers (`header_map` when Envoy sends it, else `headers`; pseudo-headers
-/// left out). Envoy joins repeated headers with commas (two `x-api-key` entries arrive
+/// the method from `request.http.path` (query dropped), the request headers
+/// (`header_map` when Envoy sends it, else `headers`; pseudo-headers left out), and the
+/// client certificate chain Envoy verified (`source.certificate`, with the filter's
+/// `include_peer_certificate: true`), so [`MtlsAuthenticator`](crate::authn::MtlsAuthenticator),
+/// certificate-bound tokens and A43 certificate principals work as in a tonic TLS
+/// server. Envoy is trusted for what it says: only Envoy may reach this service. Envoy joins repeated headers with commas (two `x-api-key` entries arrive
 /// as `k-1,k-2`): such a value is judged as it is, a malformed credential, never split.
 /// Then it decides exactly as the layer does (the per-method [`Policy`](crate::Policy),
 /// the authenticator, every `authorization` entry judged, the gRFC A43 policy).
@@ -131,16 +134,21 @@ impl<A: Authenticator> ExtAuthzServer<A> {
         &self,
         path: &str,
         headers: &HeaderMap,
+        extensions: &Extensions,
     ) -> Result<Option<Authenticated>, AuthError> {
         let rule = self.config.policy.shared_rule_for(path);
         if rule.is_public() {
-            layer::public_check(&self.config, path, headers, || Peer::Unauthenticated)?;
+            layer::public_check(&self.config, path, headers, || {
+                Peer::for_call(None, extensions)
+            })?;
             return Ok(None);
         }
         if matches!(**rule, Rule::Deny) {
             return Err(layer::method_denied());
         }
-        let ctx = AuthRequest::new(path, headers).with_max_value_len(self.config.max_value_len);
+        let ctx = AuthRequest::new(path, headers)
+            .with_extensions(extensions)
+            .with_max_value_len(self.config.max_value_len);
         let authenticated = self.authenticator.authenticate(&ctx).await;
         layer::judge(
             authenticated,
@@ -148,7 +156,7 @@ impl<A: Authenticator> ExtAuthzServer<A> {
             self.config.authz.as_ref(),
             path,
             headers,
-            Peer::of,
+            |p| Peer::for_call(Some(p), extensions),
         )
         .map(Some)
     }
@@ -244,6 +252,38 @@ impl<A: Authenticator> ExtAuthzServer<A> {
     }
 }
 
+/// What Envoy says of the downstream connection, as the layer finds it in a tonic
+/// server's request extensions: the client certificate chain Envoy verified
+/// (`source.certificate`, URL-encoded PEM, sent with `include_peer_certificate: true`),
+/// or TLS without one (`tls_session`). Envoy is trusted for it: the ext_authz server
+/// must be reachable by Envoy alone.
+fn connection(attributes: &AttributeContext) -> Extensions {
+    let mut extensions = Extensions::new();
+    let pem = attributes
+        .source
+        .as_ref()
+        .map(|s| s.certificate.as_str())
+        .filter(|c| !c.is_empty());
+    let chain = pem.map(|pem| {
+        let pem = percent_encoding::percent_decode_str(pem).collect::<Vec<u8>>();
+        x509_parser::pem::Pem::iter_from_buffer(&pem)
+            .map_while(Result::ok)
+            .filter(|p| p.label == "CERTIFICATE")
+            .map(|p| p.contents)
+            .collect::<Vec<_>>()
+    });
+    match chain {
+        Some(chain) => {
+            extensions.insert(PeerCertificates::from_der(chain));
+        }
+        None if attributes.tls_session.is_some() => {
+            extensions.insert(PeerCertificates::from_der(Vec::new()));
+        }
+        None => {}
+    }
+    extensions
+}
+
 /// A header Envoy sets, replacing any value the request already has.
 fn overwrite(name: &str, value: String) -> HeaderValueOption {
     HeaderValueOption {
@@ -299,12 +339,9 @@ impl<A: Authenticator> Authorization for ExtAuthzServer<A> {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let check = request.into_inner();
-        let Some(http) = check
-            .attributes
-            .and_then(|a| a.request)
-            .and_then(|r| r.http)
-        else {
+        let attributes = request.into_inner().attributes.unwrap_or_default();
+        let extensions = connection(&attributes);
+        let Some(http) = attributes.request.and_then(|r| r.http) else {
             let e = AuthError::unauthenticated("the check describes no HTTP request");
             return Ok(Response::new(self.denied(&e, false)));
         };
@@ -314,20 +351,22 @@ impl<A: Authenticator> Authorization for ExtAuthzServer<A> {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("application/grpc"));
-        Ok(Response::new(match self.decide(path, &headers).await {
-            Ok(found) => {
-                tracing::trace!(
-                    method = path,
-                    subject = found.as_ref().map(|f| f.principal.subject()),
-                    "grpc-auth: ext_authz accepted"
-                );
-                self.allowed(found)
-            }
-            Err(e) => {
-                layer::log_rejection(path, &e);
-                self.denied(&e, grpc)
-            }
-        }))
+        Ok(Response::new(
+            match self.decide(path, &headers, &extensions).await {
+                Ok(found) => {
+                    tracing::trace!(
+                        method = path,
+                        subject = found.as_ref().map(|f| f.principal.subject()),
+                        "grpc-auth: ext_authz accepted"
+                    );
+                    self.allowed(found)
+                }
+                Err(e) => {
+                    layer::log_rejection(path, &e);
+                    self.denied(&e, grpc)
+                }
+            },
+        ))
     }
 }
 
