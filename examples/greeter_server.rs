@@ -30,6 +30,15 @@
 //! ISSUER`, found by discovery) accepts opaque bearer tokens the identity provider calls
 //! active (RFC 7662); JWTs are still verified locally when a JWT key is configured.
 //!
+//! `--config FILE` (crate feature `config`) takes the schemes, keys and policy from a
+//! TOML file instead of the flags (the format: `grpc_auth::config`); only `--addr`,
+//! `--tls-*`, `--client-ca` and `--redis*` combine with it. A bad file is reported as
+//! `file:line: what is wrong` and the server exits with status 2:
+//!
+//! ```text
+//! cargo run --example greeter_server --features config -- --config greeter.toml
+//! ```
+//!
 //! Secrets may come from the environment instead of the command line:
 //! `GRPC_AUTH_JWT_HS256_SECRET`, `GRPC_AUTH_HMAC_KEY` (one `KEY_ID=SECRET`),
 //! `GRPC_AUTH_TOKEN_SECRET`, `GRPC_AUTH_CLIENT_SECRET`.
@@ -38,6 +47,8 @@
 mod flags;
 #[path = "support/greeter.rs"]
 mod greeter;
+
+use std::path::PathBuf;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
@@ -57,6 +68,25 @@ struct Cli {
     /// Address to listen on
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
     addr: String,
+
+    /// Configuration file (TOML, see `grpc_auth::config`; needs the crate feature
+    /// `config`): schemes, keys and the policy, instead of the scheme and policy flags.
+    /// The health service is public only if the file says so. --redis replaces the
+    /// file's [redis]; --client-ca only has TLS ask for client certificates (the file's
+    /// [mtls] authenticates by them). The authorization policy file it names is reloaded
+    /// as it changes. A bad file is reported as FILE:LINE: what is wrong (exit status 2)
+    #[arg(
+        long,
+        value_name = "TOML_FILE",
+        conflicts_with_all = [
+            "jwt_hs256_secret", "jwt_public_key", "jwt_issuer", "jwt_audience", "jwks_url",
+            "oidc_issuer", "basic_user", "api_key", "hmac_key", "public", "require_scope",
+            "issue_tokens", "token_secret", "authz_policy", "introspection_url",
+            "introspection_issuer", "client_id", "client_secret", "introspection_cache_ttl",
+            "introspection_audience",
+        ]
+    )]
+    config: Option<PathBuf>,
 
     /// HS256 secret that verifies bearer JWTs
     #[arg(
@@ -237,7 +267,7 @@ struct Cli {
 }
 
 impl Cli {
-    fn into_config(self) -> (String, ServerConfig, Option<(String, u64)>) {
+    fn into_config(self) -> (String, ServerConfig, Watch) {
         let token_keys = self.token_secret.map(|secret| {
             TokenKeys::hs256("k1", secret.as_str()).unwrap_or_else(|e| {
                 Cli::command()
@@ -283,14 +313,19 @@ impl Cli {
         };
         let watch = self
             .authz_policy
-            .map(|path| (path, self.authz_policy_reload.max(1)));
+            .map(|path| (PathBuf::from(path), self.authz_policy_reload.max(1)));
         (self.addr, config, watch)
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let (addr, mut config, watch) = Cli::parse().into_config();
+    let cli = Cli::parse();
+    let file = cli.config.clone();
+    let (addr, mut config, mut watch) = cli.into_config();
+    if let Some(path) = file {
+        (config, watch) = with_config_file(config, &path);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -315,4 +350,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     };
     println!("greeter listening on {scheme}://{}", listener.local_addr()?);
     greeter::serve(listener, &config).await
+}
+
+/// What a policy file to watch is: its path and how often it is checked, in seconds.
+type Watch = Option<(PathBuf, u64)>;
+
+/// `config` with the schemes and policy of the file at `path`, and the authorization
+/// policy file it names (watched as --authz-policy's is). A bad file is reported
+/// (`file:line: what is wrong`) and the process exits with status 2.
+#[cfg(feature = "config")]
+fn with_config_file(mut config: ServerConfig, path: &std::path::Path) -> (ServerConfig, Watch) {
+    let file = grpc_auth::config::AuthConfig::from_file(path).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let watch = file.authorization_policy_path().map(|p| (p.to_owned(), 1));
+    config.auth_config = Some(file);
+    (config, watch)
+}
+
+#[cfg(not(feature = "config"))]
+fn with_config_file(_: ServerConfig, _: &std::path::Path) -> (ServerConfig, Watch) {
+    eprintln!(
+        "--config needs grpc-auth's `config` feature \
+         (cargo run --example greeter_server --features config -- --config FILE)"
+    );
+    std::process::exit(2)
 }

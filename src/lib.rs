@@ -58,6 +58,8 @@
 pub mod authn;
 pub mod authz;
 pub mod clock;
+#[cfg(feature = "config")]
+pub mod config;
 pub mod credentials;
 mod error;
 #[cfg(feature = "ext-authz")]

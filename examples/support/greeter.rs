@@ -113,6 +113,12 @@ pub(crate) struct ServerConfig {
     /// Opaque bearer tokens checked at an OAuth 2.0 introspection endpoint (after the
     /// JWT scheme: JWTs are verified locally, other bearer tokens introspected).
     pub(crate) introspection: Option<Introspection>,
+    /// A configuration file's schemes and policy (`--config`, see `grpc_auth::config`),
+    /// used instead of the scheme and policy fields above (the health service is then
+    /// public only if the file says so); `tls`, `client_ca`, the Redis fields (over the
+    /// file's `[redis]`) and `authz_policy` (over the file's) still apply.
+    #[cfg(feature = "config")]
+    pub(crate) auth_config: Option<grpc_auth::config::AuthConfig>,
 }
 
 /// Where and as whom the server introspects tokens (RFC 7662).
@@ -203,8 +209,24 @@ impl ServerConfig {
         }
     }
 
+    /// The configuration file's, with the `--redis` store when one is given.
+    #[cfg(feature = "config")]
+    fn file_config(&self) -> Result<Option<grpc_auth::config::AuthConfig>, String> {
+        let Some(config) = &self.auth_config else {
+            return Ok(None);
+        };
+        Ok(Some(match self.store()? {
+            Some(store) => config.clone().with_store(store),
+            None => config.clone(),
+        }))
+    }
+
     /// The authenticator: every configured scheme, first match wins.
     pub(crate) fn authenticator(&self) -> Result<BoxAuthenticator, String> {
+        #[cfg(feature = "config")]
+        if let Some(config) = self.file_config()? {
+            return config.authenticator().map_err(|e| e.to_string());
+        }
         let store = self.store()?;
         let mut auth = NoAuthenticator.boxed();
         if self.client_ca.is_some() {
@@ -360,6 +382,13 @@ impl ServerConfig {
     /// The policy: health checks and `--public` methods are public, `--require-scope`
     /// adds scopes, everything else needs an authenticated caller.
     pub(crate) fn policy(&self) -> Policy {
+        #[cfg(feature = "config")]
+        if let Some(config) = &self.auth_config {
+            // Checked when the file was loaded; should it fail, nothing is allowed.
+            return config
+                .policy()
+                .unwrap_or_else(|_| Policy::new().default_rule(grpc_auth::Rule::Deny));
+        }
         let mut policy = Policy::new().public("/grpc.health.v1.Health/*");
         for p in &self.public {
             policy = policy.public(p);
@@ -371,6 +400,14 @@ impl ServerConfig {
     }
 
     pub(crate) fn layer(&self) -> Result<AuthLayer<BoxAuthenticator>, String> {
+        #[cfg(feature = "config")]
+        if let Some(config) = self.file_config()? {
+            let layer = config.layer().map_err(|e| e.to_string())?;
+            return Ok(match &self.authz_policy {
+                Some(p) => layer.authorization_policy(p.clone()),
+                None => layer,
+            });
+        }
         let layer = AuthLayer::new(self.authenticator()?).policy(self.policy());
         Ok(match &self.authz_policy {
             Some(p) => layer.authorization_policy(p.clone()),
