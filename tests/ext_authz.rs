@@ -532,3 +532,104 @@ async fn the_certificate_envoy_verified_authenticates_as_in_a_tls_server() {
         "certificate-bound token presented without a client certificate"
     );
 }
+
+/// The `ext_authz_server` example (built by `cargo test --features ext-authz`), started
+/// with `args`; its address and the child, killed on drop.
+struct Example(std::process::Child, SocketAddr);
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn example(args: &[&str]) -> Option<Example> {
+    use std::io::BufRead as _;
+    let exe = std::env::current_exe().ok()?;
+    let path = exe
+        .parent()?
+        .parent()?
+        .join("examples")
+        .join("ext_authz_server");
+    if !path.is_file() {
+        let reason = format!("{} not built", path.display());
+        if std::env::var("GRPC_AUTH_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!("GRPC_AUTH_REQUIRE_INTEROP=1 but {reason}");
+        }
+        eprintln!("skipping: {reason}");
+        return None;
+    }
+    let mut child = std::process::Command::new(path)
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("ext_authz listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    Some(Example(child, addr))
+}
+
+/// The example with greeter_server's flags answers as the library does.
+#[tokio::test]
+async fn the_example_takes_the_greeter_servers_flags() {
+    let Some(server) = example(&[
+        "--api-key",
+        "k-1=billing",
+        "--jwt-hs256-secret",
+        SECRET,
+        "--jwt-issuer",
+        "https://issuer.test",
+        "--jwt-audience",
+        "greeter",
+        "--require-scope",
+        &format!("{ADMIN}=greeter.admin"),
+        "--remove-credentials",
+    ]) else {
+        return;
+    };
+    let ch = channel(server.1).await;
+    let r = ask(&ch, check(HELLO, &[GRPC, ("x-api-key", "k-1")])).await;
+    let Some(HttpResponse::OkResponse(ok)) = r.http_response else {
+        panic!("not ok: {r:?}")
+    };
+    assert_eq!(ok.headers[0].header.as_ref().unwrap().value, "billing");
+    assert_eq!(ok.headers_to_remove, vec!["x-auth-scopes", "x-api-key"]);
+    let read = format!("Bearer {}", jwt("greeter.read"));
+    let r = ask(&ch, check(ADMIN, &[GRPC, ("authorization", &read)])).await;
+    assert_eq!(r.status.unwrap().message, "missing scope: greeter.admin");
+}
+
+/// `--config FILE`: the same TOML file a tonic server loads.
+#[cfg(feature = "config")]
+#[tokio::test]
+async fn the_example_takes_a_config_file() {
+    let dir = std::env::temp_dir().join(format!("ext-authz-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("auth.toml");
+    std::fs::write(
+        &file,
+        "[api_keys]\nkeys = { billing = \"k-9\" }\n\n[policy]\npublic = [\"/helloworld.Greeter/SayHello\"]\n",
+    )
+    .unwrap();
+    let Some(server) = example(&["--config", file.to_str().unwrap()]) else {
+        return;
+    };
+    let ch = channel(server.1).await;
+    let r = ask(&ch, check(ADMIN, &[GRPC, ("x-api-key", "k-9")])).await;
+    assert_eq!(r.status.unwrap().code, 0);
+    let r = ask(&ch, check(ADMIN, &[GRPC, ("x-api-key", "k-1")])).await;
+    assert_eq!(r.status.unwrap().message, "invalid API key");
+    let r = ask(&ch, check(HELLO, &[GRPC])).await;
+    assert_eq!(r.status.unwrap().code, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -113,6 +113,9 @@ pub(crate) struct ServerConfig {
     /// Opaque bearer tokens checked at an OAuth 2.0 introspection endpoint (after the
     /// JWT scheme: JWTs are verified locally, other bearer tokens introspected).
     pub(crate) introspection: Option<Introspection>,
+    /// Authenticate by client certificates another party verified (Envoy, for the
+    /// ext_authz server), without serving TLS here.
+    pub(crate) mtls: bool,
     /// A configuration file's schemes and policy (`--config`, see `grpc_auth::config`),
     /// used instead of the scheme and policy fields above (the health service is then
     /// public only if the file says so); `tls`, `client_ca`, the Redis fields (over the
@@ -229,7 +232,7 @@ impl ServerConfig {
         }
         let store = self.store()?;
         let mut auth = NoAuthenticator.boxed();
-        if self.client_ca.is_some() {
+        if self.client_ca.is_some() || self.mtls {
             auth = auth.or(grpc_auth::authn::MtlsAuthenticator::new()).boxed();
         }
         let mut basic = None;
