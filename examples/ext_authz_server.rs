@@ -63,22 +63,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         ..ServerConfig::default()
     };
     let watch = cli.auth.apply(&mut config, Cli::command);
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     // Kept for the server's life: dropping the watcher stops the reloads.
-    let _watcher = match watch {
-        Some((path, secs)) => {
-            let watcher = grpc_auth::authz::PolicyWatcher::builder(path)
-                .interval(std::time::Duration::from_secs(secs))
-                .start()?;
-            config.authz_policy = Some(watcher.policy());
-            Some(watcher)
-        }
-        None => None,
-    };
+    let _watcher = auth_flags::start(watch, &mut config)?;
     let server = ExtAuthzServer::new(config.layer()?).remove_credentials(cli.remove_credentials);
     let listener = tokio::net::TcpListener::bind(&cli.addr).await?;
     println!("ext_authz listening on {}", listener.local_addr()?);

@@ -183,6 +183,28 @@ pub(crate) struct AuthFlags {
     pub(crate) authz_policy_reload: u64,
 }
 
+/// Logs to stderr (`RUST_LOG`, default `info`) and starts watching the authorization
+/// policy file, if any, putting its policy in `config`: the watcher, to keep for the
+/// server's life (dropping it stops the reloads).
+pub(crate) fn start(
+    watch: Watch,
+    config: &mut ServerConfig,
+) -> Result<Option<grpc_auth::authz::PolicyWatcher>, grpc_auth::authz::PolicyFileError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let Some((path, secs)) = watch else {
+        return Ok(None);
+    };
+    let watcher = grpc_auth::authz::PolicyWatcher::builder(path)
+        .interval(std::time::Duration::from_secs(secs))
+        .start()?;
+    config.authz_policy = Some(watcher.policy());
+    Ok(Some(watcher))
+}
+
 /// What a policy file to watch is: its path and how often it is checked, in seconds.
 pub(crate) type Watch = Option<(PathBuf, u64)>;
 
