@@ -20,33 +20,14 @@ import base64
 import os
 import pathlib
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import grpc
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 RPC_TIMEOUT = 10.0
 
 
-def compile_proto(out_dir):
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            "-I",
-            "proto",
-            f"--python_out={out_dir}",
-            f"--grpc_python_out={out_dir}",
-            "proto/helloworld.proto",
-        ],
-        cwd=REPO,
-        check=True,
-        timeout=60,
-    )
-    sys.path.insert(0, out_dir)
+from helloworld_proto import compile_proto  # noqa: E402 (beside this script)
 
 
 class StaticMetadataPlugin(grpc.AuthMetadataPlugin):
