@@ -20,7 +20,7 @@
 //! ttl_secs = 900
 //!
 //! [jwt]
-//! hs256_secret = "s3cret"                  # or { env = "VAR" } or { file = "path" }
+//! hs256_secret = "a-shared-hs256-secret-of-32-bytes+"  # or { env = "VAR" } or { file = "path" }
 //! public_keys = ["rsa_public.pem", { file = "ec256_public.pem", kid = "ec-1" }]
 //! issuer = "https://issuer.example"
 //! audience = "greeter"
@@ -76,7 +76,7 @@
 //! login_methods = ["/arrow.flight.protocol.FlightService/Handshake"]  # default: every method
 //!
 //! [jwt]                       # bearer JWTs, scheme `jwt`: static keys, or remote ones
-//! hs256_secret = { env = "JWT_SECRET" }       # a secret
+//! hs256_secret = { env = "JWT_SECRET" }       # a secret, 32 bytes or more
 //! hs256_kid = "k1"                            # the secret's key id (optional)
 //! public_keys = ["rsa.pem", { file = "ec.pem", kid = "ec-1", algorithms = ["ES256"] }]
 //!                                             # RSA: RS256 and PS256, EC: ES256 and ES384,
@@ -86,7 +86,8 @@
 //! oidc_issuers = ["https://login.example.org"]    # keys by OpenID Connect discovery;
 //!                                             # several sources are chosen by `iss`
 //! issuer = "https://issuer.example"           # `iss` required (static keys, jwks_urls)
-//! audience = "greeter"                        # `aud` required
+//! audience = "greeter"                        # `aud` required (needed with remote keys)
+//! any_audience = false                        # with remote keys and no audience: accept all
 //! leeway_secs = 60                            # for exp/nbf (default 60)
 //!
 //! [introspection]             # opaque bearer tokens (RFC 7662, feature `jwks`), after [jwt]
@@ -95,7 +96,8 @@
 //! client_secret = { env = "CLIENT_SECRET" }   # a secret
 //! client_auth = "client_secret_basic"         # or "client_secret_post"
 //! cache_ttl_secs = 30
-//! audience = "greeter"                        # `aud` an answer must carry
+//! audience = "greeter"                        # `aud` an answer must carry (required)
+//! any_audience = false                        # no audience: accept every audience
 //! allow_missing_token_type = false            # accept answers without `token_type`
 //!
 //! [basic]                     # HTTP Basic, scheme `basic`
@@ -187,6 +189,47 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 const MAX_FILE_BYTES: u64 = 64 << 10;
 /// The most an authorization policy file may hold: 1 MiB (as its watcher reads).
 const MAX_POLICY_BYTES: u64 = 1 << 20;
+
+/// A deserializer's message with every string value it quotes (`invalid type: string
+/// "ada:lovelace", expected a map`) replaced by `a string`: a table written in a flag's
+/// shape (`users = "ada:lovelace"`) must not show its secret.
+fn without_strings(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("string \"") {
+        out.push_str(rest.get(..at).unwrap_or_default());
+        out.push_str("a string");
+        let quoted = rest.get(at + "string \"".len()..).unwrap_or_default();
+        // The closing quote: the first one not escaped by a backslash.
+        let mut escaped = false;
+        let end = quoted.char_indices().find_map(|(i, c)| match c {
+            '\\' if !escaped => {
+                escaped = true;
+                None
+            }
+            '"' if !escaped => Some(i),
+            _ => {
+                escaped = false;
+                None
+            }
+        });
+        rest = match end {
+            Some(i) => quoted.get(i + 1..).unwrap_or_default(),
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Remote key sets and introspection serve many services: without an audience, a token
+/// the issuer made for any other one would be accepted here.
+const NO_AUDIENCE_JWT: &str = "jwt: remote keys (jwks_urls, oidc_issuers) need an `audience` \
+    (a token the issuer made for another service would be accepted); set \
+    `any_audience = true` to accept every audience";
+const NO_AUDIENCE_INTROSPECTION: &str = "introspection: needs an `audience` (a token the \
+    provider made for another service would be accepted); set `any_audience = true` to \
+    accept every audience";
 
 /// The shapes a secret may take, for messages (never the value).
 const SECRET_SHAPE: &str = r#"expected a secret: "literal", { env = "VAR" } or { file = "path" }"#;
@@ -298,6 +341,8 @@ struct RawJwt {
     oidc_issuers: Vec<Spanned<String>>,
     issuer: Option<Spanned<String>>,
     audience: Option<String>,
+    #[serde(default)]
+    any_audience: bool,
     leeway_secs: Option<u64>,
 }
 
@@ -313,6 +358,8 @@ struct RawIntrospection {
     client_auth: ClientAuthMethod,
     cache_ttl_secs: Option<u64>,
     audience: Option<String>,
+    #[serde(default)]
+    any_audience: bool,
     #[serde(default)]
     allow_missing_token_type: bool,
 }
@@ -709,7 +756,7 @@ impl AuthConfig {
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| loader.line(&s));
-            ConfigError::new(path, line, e.message())
+            ConfigError::new(path, line, without_strings(e.message()))
         })?;
         loader.load(raw)
     }
@@ -1201,7 +1248,12 @@ impl Loader<'_> {
                          issuer): remove it",
                     );
                 }
-                return self.remote_jwt(raw);
+                let unbounded = raw.audience.is_none() && !raw.any_audience;
+                let jwt = self.remote_jwt(raw)?;
+                if unbounded {
+                    return self.err(table, NO_AUDIENCE_JWT);
+                }
+                return Ok(jwt);
             }
             None if !has_static => {
                 return self.err(
@@ -1223,6 +1275,14 @@ impl Loader<'_> {
         let mut keys = StaticKeys::new();
         if let Some(s) = &raw.hs256_secret {
             let secret = self.secret("jwt.hs256_secret", s)?;
+            // RFC 7518 3.2: an HS256 key of at least 256 bits; a shorter one can be found
+            // offline from any one token, and then every token forged.
+            if secret.expose().len() < 32 {
+                return self.err(
+                    s.span(),
+                    "jwt.hs256_secret: shorter than 32 bytes (RFC 7518 requires 256 bits)",
+                );
+            }
             let mut key = JwtKey::secret(Algorithm::HS256, secret.expose())
                 .or_else(|e| self.err(s.span(), format!("jwt.hs256_secret: {e}")))?;
             if let Some(kid) = &raw.hs256_kid {
@@ -1342,6 +1402,7 @@ impl Loader<'_> {
                 iss.span(),
             ),
         };
+        let unbounded = raw.audience.is_none() && !raw.any_audience;
         if let Some(ttl) = raw.cache_ttl_secs {
             builder = builder.cache_ttl(secs(ttl));
         }
@@ -1351,9 +1412,13 @@ impl Loader<'_> {
         if raw.allow_missing_token_type {
             builder = builder.allow_missing_token_type();
         }
-        builder
+        let built = builder
             .build()
-            .or_else(|e| self.err(span, format!("introspection: {e}")))
+            .or_else(|e| self.err(span, format!("introspection: {e}")))?;
+        if unbounded {
+            return self.err(table, NO_AUDIENCE_INTROSPECTION);
+        }
+        Ok(built)
     }
 
     fn basic(&self, raw: Spanned<RawBasic>) -> Result<BasicAuthenticator, ConfigError> {
@@ -1754,7 +1819,7 @@ mod tests {
 
     const EVERY_SCHEME: &str = r#"
 [jwt]
-hs256_secret = "jwt-s3cret"
+hs256_secret = "jwt-s3cret-of-at-least-32-bytes-long"
 public_keys = ["rsa_public.pem", { file = "ec256_public.pem", kid = "ec-1" }]
 issuer = "https://issuer.example"
 audience = "greeter"
@@ -1775,7 +1840,10 @@ keys = { "svc-a" = "s3cret-a" }
         let config = load_in_keys(&text).unwrap();
         let auth = config.authenticator().unwrap();
         run(async {
-            let token = hs256("jwt-s3cret", &claims("ada", json!({})));
+            let token = hs256(
+                "jwt-s3cret-of-at-least-32-bytes-long",
+                &claims("ada", json!({})),
+            );
             let bearer = format!("Bearer {token}");
             assert_eq!(
                 who(&auth, &[("authorization", &bearer)]).await,
@@ -1813,7 +1881,10 @@ keys = { "svc-a" = "s3cret-a" }
             // A token from another issuer is refused, never passed to another scheme.
             let mut other = claims("ada", json!({}));
             other["iss"] = json!("https://other.example");
-            let bearer = format!("Bearer {}", hs256("jwt-s3cret", &other));
+            let bearer = format!(
+                "Bearer {}",
+                hs256("jwt-s3cret-of-at-least-32-bytes-long", &other)
+            );
             assert_eq!(
                 call(&auth, &[("authorization", &bearer)])
                     .await
@@ -2130,7 +2201,7 @@ require_role = { "/helloworld.Greeter/SayHelloAdmin" = "admin", "/ops.Console/*"
         .unwrap();
         let shown = format!("{config:?} {config:#?}");
         for secret in [
-            "jwt-s3cret",
+            "jwt-s3cret-of-at-least-32-bytes-long",
             "lovelace",
             "hopper",
             "k-123",
@@ -2187,7 +2258,7 @@ require_role = { "/helloworld.Greeter/SayHelloAdmin" = "admin", "/ops.Console/*"
             (
                 Some(3),
                 "unknown field `issuerr`, expected one of `hs256_secret`, `hs256_kid`, \
-                 `public_keys`, `jwks_urls`, `oidc_issuers`, `issuer`, `audience`, `leeway_secs`"
+                 `public_keys`, `jwks_urls`, `oidc_issuers`, `issuer`, `audience`, `any_audience`, `leeway_secs`"
                     .into()
             )
         );
@@ -2225,10 +2296,7 @@ require_role = { "/helloworld.Greeter/SayHelloAdmin" = "admin", "/ops.Console/*"
     fn wrong_types_are_refused_and_a_secret_of_the_wrong_shape_is_not_shown() {
         assert_eq!(
             refused("[hmac]\nkeys = { a = \"x\" }\nmax_skew_secs = \"soon\"\n"),
-            (
-                Some(3),
-                "invalid type: string \"soon\", expected u64".into()
-            )
+            (Some(3), "invalid type: a string, expected u64".into())
         );
         for value in [
             "123456",
@@ -2605,7 +2673,8 @@ audience = "greeter"
                 "unknown token issuer"
             );
         });
-        let one = load("[jwt]\noidc_issuers = [\"https://b.example\"]\n").unwrap();
+        let one =
+            load("[jwt]\noidc_issuers = [\"https://b.example\"]\naudience = \"g\"\n").unwrap();
         let jwt = one.jwt.as_ref().unwrap();
         assert!(matches!(jwt.keys, JwtKeys::Remote(_)));
         assert_eq!(jwt.issuer.as_deref(), Some("https://b.example"));
@@ -2694,6 +2763,7 @@ url = "http://127.0.0.1:{port}/introspect"
 client_id = "greeter"
 client_secret = "client-s3cret"
 cache_ttl_secs = 5
+any_audience = true
 "#
             ))
             .unwrap();

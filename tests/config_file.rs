@@ -35,7 +35,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 const ISS: &str = "https://issuer.test";
 const AUD: &str = "greeter";
-const JWT_SECRET: &str = "jwt-secret-from-a-file";
+const JWT_SECRET: &str = "jwt-secret-from-a-file-of-32-bytes-or-more";
 
 /// A directory of its own under the system's temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -397,7 +397,7 @@ fn a_bad_file_is_refused_naming_the_file_and_the_line() {
         refusal(&path),
         format!(
             "{}:5: unknown field `audiance`, expected one of `hs256_secret`, `hs256_kid`, \
-             `public_keys`, `jwks_urls`, `oidc_issuers`, `issuer`, `audience`, `leeway_secs`",
+             `public_keys`, `jwks_urls`, `oidc_issuers`, `issuer`, `audience`, `any_audience`, `leeway_secs`",
             path.display()
         )
     );

@@ -38,7 +38,8 @@ const MAX_MESSAGE: usize = 256;
 ///   the client (a Basic-to-Bearer exchange's token).
 /// - **Denied:** the answer's gRPC code: 16 is `UNAUTHENTICATED`, 14 `UNAVAILABLE`, 8
 ///   `RESOURCE_EXHAUSTED`, anything else `PERMISSION_DENIED`; its message is passed on,
-///   cut to 256 bytes.
+///   cut to 256 bytes. An answer without a status, or OK beside a denied response, is no
+///   verdict: `UNAVAILABLE`.
 /// - **The service down, slow (2 s by default) or failing:** `UNAVAILABLE`. At most
 ///   1,024 checks are in flight; more are `UNAVAILABLE` at once, nothing queues.
 ///
@@ -204,18 +205,24 @@ impl Authenticator for ExtAuthz {
             }
             Ok(Ok(answer)) => answer.into_inner(),
         };
-        let (code, message) = answer
-            .status
-            .map(|s| (s.code, s.message))
-            .unwrap_or_default();
+        // No verdict is no acceptance: an empty answer (a stub, a catch-all route) and an
+        // OK status beside a denied response are refused.
+        let Some(status) = answer.status else {
+            return Err(AuthError::unavailable(
+                "authorization service gave no verdict",
+            ));
+        };
+        let (code, message) = (status.code, status.message);
         if code == Code::Ok as i32 {
-            let found = match &answer.http_response {
-                Some(HttpResponse::OkResponse(ok)) => {
-                    self.accepted(&ok.headers, &ok.response_headers_to_add)
-                }
-                _ => self.accepted(&[], &[]),
+            return match &answer.http_response {
+                Some(HttpResponse::OkResponse(ok)) => Ok(Some(
+                    self.accepted(&ok.headers, &ok.response_headers_to_add),
+                )),
+                None => Ok(Some(self.accepted(&[], &[]))),
+                Some(_) => Err(AuthError::unavailable(
+                    "authorization service gave contradictory verdicts",
+                )),
             };
-            return Ok(Some(found));
         }
         let message = if message.is_empty() {
             "denied by the authorization service".to_owned()

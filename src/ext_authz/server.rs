@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
-use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+use envoy_types::pb::envoy::config::core::v3::{
+    HeaderValue, HeaderValueOption, address, socket_address,
+};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
     Authorization, AuthorizationServer,
@@ -161,14 +163,10 @@ impl<A: Authenticator> ExtAuthzServer<A> {
         .map(Some)
     }
 
-    fn allowed(&self, found: Option<Authenticated>) -> CheckResponse {
+    fn allowed(&self, found: Option<Authenticated>) -> Result<CheckResponse, AuthError> {
         let mut ok = OkHttpResponse::default();
         let (subject, scheme, scopes) = match &found {
-            Some(f) => (
-                f.principal.subject().to_owned(),
-                f.principal.scheme().to_owned(),
-                f.principal.scopes().join(" "),
-            ),
+            Some(f) => principal_values(&f.principal)?,
             None => (String::new(), String::new(), String::new()),
         };
         for (name, value) in [
@@ -200,14 +198,14 @@ impl<A: Authenticator> ExtAuthzServer<A> {
                 }
             }
         }
-        CheckResponse {
+        Ok(CheckResponse {
             status: Some(RpcStatus {
                 code: Code::Ok as i32,
                 ..RpcStatus::default()
             }),
             http_response: Some(HttpResponse::OkResponse(ok)),
             ..CheckResponse::default()
-        }
+        })
     }
 
     fn denied(&self, e: &AuthError, grpc: bool) -> CheckResponse {
@@ -253,12 +251,35 @@ impl<A: Authenticator> ExtAuthzServer<A> {
 }
 
 /// What Envoy says of the downstream connection, as the layer finds it in a tonic
-/// server's request extensions: the client certificate chain Envoy verified
+/// server's request extensions: the client's address (`source.address`: the failed-login
+/// limit per address), the client certificate chain Envoy verified
 /// (`source.certificate`, URL-encoded PEM, sent with `include_peer_certificate: true`),
 /// or TLS without one (`tls_session`). Envoy is trusted for it: the ext_authz server
 /// must be reachable by Envoy alone.
 fn connection(attributes: &AttributeContext) -> Extensions {
     let mut extensions = Extensions::new();
+    // The client's address, for the per-address failed-login limit.
+    let remote = attributes
+        .source
+        .as_ref()
+        .and_then(|s| s.address.as_ref())
+        .and_then(|a| match &a.address {
+            Some(address::Address::SocketAddress(sa)) => {
+                let ip: std::net::IpAddr = sa.address.parse().ok()?;
+                let port = match sa.port_specifier {
+                    Some(socket_address::PortSpecifier::PortValue(p)) => u16::try_from(p).ok()?,
+                    _ => 0,
+                };
+                Some(std::net::SocketAddr::new(ip, port))
+            }
+            _ => None,
+        });
+    if let Some(remote) = remote {
+        extensions.insert(tonic::transport::server::TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(remote),
+        });
+    }
     let pem = attributes
         .source
         .as_ref()
@@ -284,6 +305,29 @@ fn connection(attributes: &AttributeContext) -> Extensions {
     extensions
 }
 
+/// The principal as the upstream gets it: subject, scheme, and the scopes joined with
+/// spaces. In process a principal travels in the request's extensions; here it becomes
+/// header values, so a subject with a line break (a crafted `sub`), a scope containing
+/// a space (one scope that would read as two upstream) or any value that is not a valid
+/// header value refuses the call rather than reach the upstream altered.
+fn principal_values(p: &crate::Principal) -> Result<(String, String, String), AuthError> {
+    let valid = |v: &str| {
+        http::HeaderValue::from_str(v).is_ok() && !v.bytes().any(|b| b.is_ascii_control())
+    };
+    let scopes = p.scopes();
+    let scope_ok = |s: &String| !s.is_empty() && valid(s) && !s.bytes().any(|b| b == b' ');
+    if !valid(p.subject()) || !valid(p.scheme()) || !scopes.iter().all(scope_ok) {
+        return Err(AuthError::unauthenticated(
+            "the principal cannot be passed on in a header",
+        ));
+    }
+    Ok((
+        p.subject().to_owned(),
+        p.scheme().to_owned(),
+        scopes.join(" "),
+    ))
+}
+
 /// A header Envoy sets, replacing any value the request already has.
 fn overwrite(name: &str, value: String) -> HeaderValueOption {
     HeaderValueOption {
@@ -298,19 +342,24 @@ fn overwrite(name: &str, value: String) -> HeaderValueOption {
 }
 
 /// The request headers Envoy described: `header_map` (with `raw_value` when Envoy
-/// encodes raw headers) or else the `headers` map, without pseudo-headers; a name or
-/// value that is not valid HTTP is left out.
-fn request_headers(http: &HttpRequest) -> HeaderMap {
+/// encodes raw headers) or else the `headers` map, without pseudo-headers. A name or
+/// value that is not valid HTTP refuses the check: dropping it could change what is
+/// judged (a second credential entry, an `authorization` value).
+fn request_headers(http: &HttpRequest) -> Result<HeaderMap, AuthError> {
     let mut headers = HeaderMap::new();
     let mut add = |key: &str, value: &[u8]| {
         if key.starts_with(':') {
-            return;
+            return Ok(());
         }
-        if let (Ok(name), Ok(value)) = (
+        match (
             HeaderName::from_bytes(key.as_bytes()),
             http::HeaderValue::from_bytes(value),
         ) {
-            headers.append(name, value);
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+                Ok(())
+            }
+            _ => Err(AuthError::unauthenticated("malformed request headers")),
         }
     };
     match &http.header_map {
@@ -321,16 +370,35 @@ fn request_headers(http: &HttpRequest) -> HeaderMap {
                 } else {
                     &h.raw_value
                 };
-                add(&h.key, value);
+                add(&h.key, value)?;
             }
         }
         _ => {
             for (key, value) in &http.headers {
-                add(key, value.as_bytes());
+                add(key, value.as_bytes())?;
             }
         }
     }
-    headers
+    Ok(headers)
+}
+
+/// Whether Envoy described a gRPC request (`content-type: application/grpc..`).
+fn is_grpc(http: &HttpRequest) -> bool {
+    let from_map = http.header_map.as_ref().and_then(|m| {
+        m.headers
+            .iter()
+            .find(|h| h.key.eq_ignore_ascii_case("content-type"))
+            .map(|h| {
+                if h.raw_value.is_empty() {
+                    h.value.as_bytes()
+                } else {
+                    &h.raw_value
+                }
+            })
+    });
+    from_map
+        .or_else(|| http.headers.get("content-type").map(String::as_bytes))
+        .is_some_and(|ct| ct.starts_with(b"application/grpc"))
 }
 
 #[tonic::async_trait]
@@ -345,28 +413,28 @@ impl<A: Authenticator> Authorization for ExtAuthzServer<A> {
             let e = AuthError::unauthenticated("the check describes no HTTP request");
             return Ok(Response::new(self.denied(&e, false)));
         };
-        let path = http.path.split('?').next().unwrap_or_default();
-        let headers = request_headers(&http);
-        let grpc = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/grpc"));
-        Ok(Response::new(
-            match self.decide(path, &headers, &extensions).await {
-                Ok(found) => {
-                    tracing::trace!(
-                        method = path,
-                        subject = found.as_ref().map(|f| f.principal.subject()),
-                        "grpc-auth: ext_authz accepted"
-                    );
-                    self.allowed(found)
-                }
-                Err(e) => {
-                    layer::log_rejection(path, &e);
-                    self.denied(&e, grpc)
-                }
-            },
-        ))
+        // The method is the path without a query or a fragment.
+        let path = http.path.split(['?', '#']).next().unwrap_or_default();
+        let grpc = is_grpc(&http);
+        let answer = match request_headers(&http) {
+            Ok(headers) => self.decide(path, &headers, &extensions).await,
+            Err(e) => Err(e),
+        }
+        .and_then(|found| {
+            tracing::trace!(
+                method = path,
+                subject = found.as_ref().map(|f| f.principal.subject()),
+                "grpc-auth: ext_authz accepted"
+            );
+            self.allowed(found)
+        });
+        Ok(Response::new(match answer {
+            Ok(ok) => ok,
+            Err(e) => {
+                layer::log_rejection(path, &e);
+                self.denied(&e, grpc)
+            }
+        }))
     }
 }
 
