@@ -224,9 +224,11 @@ fn without_strings(message: &str) -> String {
 
 /// Remote key sets and introspection serve many services: without an audience, a token
 /// the issuer made for any other one would be accepted here.
+#[cfg(feature = "jwks")]
 const NO_AUDIENCE_JWT: &str = "jwt: remote keys (jwks_urls, oidc_issuers) need an `audience` \
     (a token the issuer made for another service would be accepted); set \
     `any_audience = true` to accept every audience";
+#[cfg(feature = "jwks")]
 const NO_AUDIENCE_INTROSPECTION: &str = "introspection: needs an `audience` (a token the \
     provider made for another service would be accepted); set `any_audience = true` to \
     accept every audience";
@@ -342,6 +344,7 @@ struct RawJwt {
     issuer: Option<Spanned<String>>,
     audience: Option<String>,
     #[serde(default)]
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     any_audience: bool,
     leeway_secs: Option<u64>,
 }
