@@ -31,7 +31,8 @@ import grpc
 RPC_TIMEOUT = 10.0
 
 
-from helloworld_proto import compile_proto  # noqa: E402 (beside this script)
+from cases import run_case  # noqa: E402 (beside this script)
+from helloworld_proto import compile_proto  # noqa: E402
 
 
 class StaticMetadataPlugin(grpc.AuthMetadataPlugin):
@@ -53,26 +54,6 @@ def basic_credentials(user_password):
 
 def api_key_credentials(key):
     return grpc.metadata_call_credentials(StaticMetadataPlugin([("x-api-key", key)]))
-
-
-def one_line(text):
-    return str(text).replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def report(name, code, message):
-    print(f"case={name} code={code} message={one_line(message)}", flush=True)
-
-
-def run_case(name, call):
-    """Runs `call()` (returns a HelloReply) and reports its outcome."""
-    try:
-        reply = call()
-    except grpc.RpcError as e:
-        report(name, e.code().name, e.details())
-    except Exception as e:  # anything else is a bug in the test: make it visible
-        report(name, "EXCEPTION", repr(e))
-    else:
-        report(name, grpc.StatusCode.OK.name, reply.message)
 
 
 def main():

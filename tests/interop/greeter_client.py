@@ -27,7 +27,8 @@ import grpc
 RPC_TIMEOUT = 10.0
 
 
-from helloworld_proto import compile_proto  # noqa: E402 (beside this script)
+from cases import report, run_case  # noqa: E402 (beside this script)
+from helloworld_proto import compile_proto  # noqa: E402
 
 
 class StaticMetadataPlugin(grpc.AuthMetadataPlugin):
@@ -70,26 +71,6 @@ class RaisingPlugin(grpc.AuthMetadataPlugin):
 
     def __call__(self, context, callback):
         raise RuntimeError("plugin blew up")
-
-
-def one_line(text):
-    return str(text).replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def report(name, code, message):
-    print(f"case={name} code={code} message={one_line(message)}", flush=True)
-
-
-def run_case(name, call):
-    """Runs `call()` (returns a HelloReply) and reports its outcome."""
-    try:
-        reply = call()
-    except grpc.RpcError as e:
-        report(name, e.code().name, e.details())
-    except Exception as e:  # anything else is a bug in the test: make it visible
-        report(name, "EXCEPTION", repr(e))
-    else:
-        report(name, grpc.StatusCode.OK.name, reply.message)
 
 
 def main():
