@@ -47,8 +47,9 @@ struct Cli {
     remove_credentials: bool,
 
     /// Authenticate by the client certificate Envoy verified (its SPIFFE ID, DNS SAN or
-    /// subject; scheme `mtls`); other calls fall through to the other schemes
-    #[arg(long)]
+    /// subject; scheme `mtls`); other calls fall through to the other schemes. With
+    /// --config, the file's [mtls] says this instead
+    #[arg(long, conflicts_with = "config")]
     mtls: bool,
 
     #[command(flatten)]

@@ -979,7 +979,9 @@ fn is_method_pattern(p: &str, wildcard: bool) -> bool {
         !s.is_empty()
             && !s
                 .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '*')
+                // `?` and `#` never reach the policy (a method path has no query or
+                // fragment): a pattern holding one could never match.
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '*' | '?' | '#'))
     };
     plain(service) && (plain(method) || (wildcard && method == "*"))
 }
@@ -2121,6 +2123,17 @@ keys = { billing = "k-123" }
                 pair("svc", "api-key")
             );
         });
+    }
+
+    #[test]
+    fn a_pattern_with_a_query_or_fragment_is_refused() {
+        for pattern in ["/a.B/C?x=1", "/a.B/C#f", "/a.B?/*"] {
+            let (line, msg) = refused(&format!(
+                "[api_keys]\nkeys = {{ a = \"k-0123\" }}\n\n[policy]\ndeny = [\"{pattern}\"]\n"
+            ));
+            assert_eq!(line, Some(5), "{pattern}");
+            assert!(msg.starts_with("policy.deny: "), "{pattern}: {msg}");
+        }
     }
 
     #[test]

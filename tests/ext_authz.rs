@@ -693,3 +693,50 @@ async fn hmac_signatures_verify_and_replays_are_refused() {
         )
     );
 }
+
+/// A delegating greeter serving mutual TLS passes the client certificate it verified
+/// (and the client's address) to the ext_authz service, which names the caller by its
+/// SPIFFE ID as a tonic TLS server would.
+#[tokio::test]
+async fn a_delegating_tls_server_passes_on_the_client_certificate() {
+    let mut cfg = config();
+    cfg.mtls = true; // the ext_authz side authenticates by certificates it is told of
+    let ext = ext_authz_server(ExtAuthzServer::new(cfg.layer().unwrap())).await;
+    let pki = tls::test_pki();
+    let (l, addr) = listener().await;
+    let layer = AuthLayer::new(ExtAuthz::new(channel(ext).await));
+    let tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(
+            &pki.cert_pem,
+            &pki.key_pem,
+        ))
+        .client_ca_root(tonic::transport::Certificate::from_pem(&pki.ca_pem))
+        .client_auth_optional(true);
+    tokio::spawn(
+        Server::builder()
+            .tls_config(tls)
+            .unwrap()
+            .layer(layer)
+            .add_service(GreeterServer::new(greeter::MyGreeter))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(l)),
+    );
+    let (cert, key) = pki.client_cert(&["spiffe://prod.test/ns/billing/sa/api"], &[], "api");
+    let ch = tls::mtls_channel(addr.port(), &pki.ca_pem, &cert, &key).await;
+    assert_eq!(
+        hello(&ch, false, &[]).await,
+        Ok("Hello Ada, authenticated as spiffe://prod.test/ns/billing/sa/api via mtls".into())
+    );
+    // Without a client certificate, the other schemes decide.
+    let plain = tls::channel(addr.port(), &pki.ca_pem).await;
+    assert_eq!(
+        hello(&plain, false, &[]).await,
+        Err((
+            Code::Unauthenticated,
+            "missing authorization metadata".into()
+        ))
+    );
+    assert_eq!(
+        hello(&plain, false, &[("x-api-key", "k-1")]).await,
+        Ok("Hello Ada, authenticated as billing via api-key".into())
+    );
+}

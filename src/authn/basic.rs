@@ -176,6 +176,12 @@ impl BasicAuthenticator {
     ) -> Result<Self, PasswordHashError> {
         let parsed = PasswordHash::new(phc).map_err(|_| invalid_phc())?;
         argon2::Params::try_from(&parsed).map_err(|_| invalid_phc())?;
+        // A PHC string without its salt or hash (`$argon2id$v=19$m=..`) parses, but no
+        // password could ever match it: refused here rather than a user who never logs in.
+        argon2::Algorithm::try_from(parsed.algorithm).map_err(|_| invalid_phc())?;
+        if parsed.salt.is_none() || parsed.hash.is_none() {
+            return Err(invalid_phc());
+        }
         let dummy = dummy_like(&parsed)?;
         if self
             .dummy
@@ -520,6 +526,21 @@ mod tests {
 
     fn err(r: AuthResult) -> String {
         r.expect_err("should reject").to_string()
+    }
+
+    #[test]
+    fn a_phc_string_without_salt_or_hash_is_refused() {
+        for phc in [
+            "$argon2id$garbage-hash-77",
+            "$argon2id$v=19$m=19456,t=2,p=1",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0",
+            "$scrypt$ln=16,r=8,p=1$c2FsdHNhbHRzYWx0$8rC6uXbNEYAlRlyTNa+EvaxC4x0uL+/5KxvZmOqqoac",
+        ] {
+            assert!(
+                BasicAuthenticator::new().hashed_user("ada", phc).is_err(),
+                "{phc}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -6,12 +6,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, HeaderValueOption, SocketAddress, address, socket_address,
+};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
 use http::{HeaderName, HeaderValue};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::sync::Semaphore;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -29,7 +32,9 @@ const MAX_MESSAGE: usize = 256;
 /// Authenticates each call by asking an external authorization service over Envoy's
 /// `envoy.service.auth.v3.Authorization/Check`, as Envoy's `ext_authz` filter would:
 /// the method as `request.http.path` (`POST`, HTTP/2), the call's metadata as the
-/// request headers (repeated entries joined with commas, as Envoy does).
+/// request headers (repeated entries joined with commas, as Envoy does), and as
+/// `source` the client's address and the client certificate this server's TLS verified
+/// (so the service's mTLS identities, bound tokens and per-address limits apply).
 ///
 /// - **OK:** the principal is named by the answer's upstream headers `x-auth-subject`,
 ///   `x-auth-scheme` and `x-auth-scopes` (what [`ExtAuthzServer`](super::ExtAuthzServer)
@@ -114,8 +119,29 @@ impl ExtAuthz {
         }
         headers.insert(":path".to_owned(), req.method().to_owned());
         headers.insert(":method".to_owned(), "POST".to_owned());
+        // What Envoy would say of the connection: the client's address and the client
+        // certificate this server's TLS verified (URL-encoded PEM), so the service can
+        // apply per-address limits, mTLS identities and certificate-bound tokens.
+        let source = Peer {
+            address: req.remote_addr().map(|a| Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: a.ip().to_string(),
+                    port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(
+                        a.port(),
+                    ))),
+                    ..SocketAddress::default()
+                })),
+            }),
+            certificate: req
+                .peer_certificates()
+                .and_then(|c| c.leaf().map(pem))
+                .map(|pem| utf8_percent_encode(&pem, NON_ALPHANUMERIC).to_string())
+                .unwrap_or_default(),
+            ..Peer::default()
+        };
         CheckRequest {
             attributes: Some(AttributeContext {
+                source: Some(source),
                 request: Some(Request {
                     http: Some(HttpRequest {
                         method: "POST".to_owned(),
@@ -166,6 +192,19 @@ impl ExtAuthz {
         }
         found
     }
+}
+
+/// A DER certificate as PEM.
+fn pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
 }
 
 /// At most [`MAX_MESSAGE`] bytes of `message`, on a character boundary.
