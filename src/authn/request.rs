@@ -81,10 +81,12 @@ pub(crate) fn peer_certificates(extensions: &Extensions) -> Option<PeerCertifica
         return Some(certs.clone());
     }
     let info = extensions.get::<tonic::transport::server::TlsConnectInfo<TcpConnectInfo>>()?;
-    Some(PeerCertificates(
-        info.peer_certs()
-            .unwrap_or_else(|| std::sync::Arc::new(Vec::new())),
-    ))
+    // TLS without a client certificate: one shared empty chain, no allocation per call.
+    type Chain = std::sync::Arc<Vec<tonic::transport::CertificateDer<'static>>>;
+    static NONE: std::sync::OnceLock<Chain> = std::sync::OnceLock::new();
+    Some(PeerCertificates(info.peer_certs().unwrap_or_else(|| {
+        NONE.get_or_init(|| std::sync::Arc::new(Vec::new())).clone()
+    })))
 }
 
 /// The metadata keys a scheme read through [`AuthRequest::single_value`] (and so
