@@ -95,7 +95,7 @@ pub(crate) async fn get(
     limits: &Limits,
 ) -> Result<(Vec<u8>, Option<Duration>), FetchError> {
     let fail = |what: String| FetchError::Request(format!("GET {}: {what}", Shown(url)));
-    let mut response = client
+    let response = client
         .get(url.clone())
         .header(http::header::ACCEPT, "application/json")
         .send()
@@ -105,12 +105,23 @@ pub(crate) async fn get(
     if !status.is_success() {
         return Err(fail(format!("HTTP {status}")));
     }
+    let max_age = cache_max_age(response.headers());
+    let body = body(response, limits, fail).await?;
+    Ok((body, max_age))
+}
+
+/// The body of `response`, at most `limits.max_bytes` (checked against the announced
+/// length first, then as chunks arrive); `fail` makes the error naming the request.
+async fn body(
+    mut response: reqwest::Response,
+    limits: &Limits,
+    fail: impl Fn(String) -> FetchError,
+) -> Result<Vec<u8>, FetchError> {
     let limit = limits.max_bytes;
     let too_large = || fail(format!("response larger than {limit} bytes"));
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let max_age = cache_max_age(response.headers());
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
@@ -122,7 +133,7 @@ pub(crate) async fn get(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok((body, max_age))
+    Ok(body)
 }
 
 /// POSTs `form` (`application/x-www-form-urlencoded`) to `url` with `client`, with the
@@ -147,28 +158,12 @@ pub(crate) async fn post_form(
         value.set_sensitive(true);
         request = request.header(http::header::AUTHORIZATION, value);
     }
-    let mut response = request
+    let response = request
         .send()
         .await
         .map_err(|e| fail(describe(&e.without_url())))?;
     let status = response.status().as_u16();
-    let limit = limits.max_bytes;
-    let too_large = || fail(format!("response larger than {limit} bytes"));
-    if response.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| fail(describe(&e.without_url())))?
-    {
-        if body.len().saturating_add(chunk.len()) > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((status, body))
+    Ok((status, body(response, limits, fail).await?))
 }
 
 /// Why an issuer's metadata named no usable endpoint.

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use super::claims::{numeric_date, strings};
 use super::verified::{ConfigId, VerifiedCache};
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::clock::{self, Clock};
@@ -399,7 +400,7 @@ impl Inner {
         match outcome {
             Ok(p) => {
                 // The same reading of `exp` as the check's (a fractional one floored).
-                let exp = p.claims().get("exp").and_then(numeric);
+                let exp = p.claims().get("exp").and_then(numeric_date);
                 let now = self.clock.unix_seconds();
                 self.positive
                     .insert(self.config, digest, p.clone(), exp, now, 0);
@@ -494,14 +495,7 @@ impl Inner {
                 "active token names neither a subject nor a client",
             ));
         };
-        let scopes: Vec<String> = text("scope")
-            .map(|s| {
-                s.split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let scopes: Vec<String> = strings(answer.get("scope")).collect();
         Ok(Principal::new(subject, self.scheme.clone())
             .with_scopes(scopes)
             .with_claims(answer))
@@ -513,7 +507,7 @@ impl Inner {
         let number = |name: &str| -> Result<Option<u64>, AuthError> {
             match answer.get(name) {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => numeric(v).map(Some).ok_or_else(|| {
+                Some(v) => numeric_date(v).map(Some).ok_or_else(|| {
                     AuthError::unauthenticated(format!("token has an invalid {name}"))
                 }),
             }
@@ -568,15 +562,6 @@ impl Inner {
         }
         Ok(())
     }
-}
-
-/// A NumericDate (RFC 7519): a non-negative number, a fractional one floored.
-fn numeric(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.is_finite() && *f >= 0.0)
-            .map(|f| f as u64)
-    })
 }
 
 /// The OAuth 2.0 error codes a message may name (RFC 6749 5.2, RFC 7662): anything

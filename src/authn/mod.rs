@@ -27,6 +27,7 @@
 
 mod api_key;
 mod basic;
+mod claims;
 mod compose;
 mod failures;
 pub mod hmac;

@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tonic::Code;
 use tonic::transport::Channel;
 
+use super::PrincipalNames;
 use crate::authn::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::{AuthError, Principal};
 
@@ -61,9 +62,7 @@ pub struct ExtAuthz {
     client: AuthorizationClient<Channel>,
     timeout: Duration,
     permits: Arc<Semaphore>,
-    subject: HeaderName,
-    scheme: HeaderName,
-    scopes: HeaderName,
+    names: PrincipalNames,
 }
 
 impl ExtAuthz {
@@ -73,9 +72,7 @@ impl ExtAuthz {
             client: AuthorizationClient::new(channel),
             timeout: DEFAULT_TIMEOUT,
             permits: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
-            subject: HeaderName::from_static("x-auth-subject"),
-            scheme: HeaderName::from_static("x-auth-scheme"),
-            scopes: HeaderName::from_static("x-auth-scopes"),
+            names: PrincipalNames::default(),
         }
     }
 
@@ -99,9 +96,11 @@ impl ExtAuthz {
         scheme: HeaderName,
         scopes: HeaderName,
     ) -> Self {
-        self.subject = subject;
-        self.scheme = scheme;
-        self.scopes = scopes;
+        self.names = PrincipalNames {
+            subject,
+            scheme,
+            scopes,
+        };
         self
     }
 
@@ -170,15 +169,10 @@ impl ExtAuthz {
                 .map(|h| h.value.clone())
                 .filter(|v| !v.is_empty())
         };
-        let subject = find(&self.subject).unwrap_or_else(|| "anonymous".to_owned());
-        let scheme = find(&self.scheme).unwrap_or_else(|| "ext-authz".to_owned());
-        let scopes: Vec<String> = find(&self.scopes)
-            .map(|s| {
-                s.split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
+        let subject = find(&self.names.subject).unwrap_or_else(|| "anonymous".to_owned());
+        let scheme = find(&self.names.scheme).unwrap_or_else(|| "ext-authz".to_owned());
+        let scopes: Vec<String> = find(&self.names.scopes)
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
         let mut found = Authenticated::new(Principal::new(subject, scheme).with_scopes(scopes))
             .with_credential(http::header::AUTHORIZATION);
@@ -281,7 +275,7 @@ impl std::fmt::Debug for ExtAuthz {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExtAuthz")
             .field("timeout", &self.timeout)
-            .field("subject_header", &self.subject)
+            .field("subject_header", &self.names.subject)
             .finish_non_exhaustive()
     }
 }

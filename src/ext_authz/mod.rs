@@ -18,3 +18,22 @@ pub use client::ExtAuthz;
 /// the service needs no dependency of its own.
 pub use envoy_types;
 pub use server::ExtAuthzServer;
+
+/// The headers that name the principal between the ext_authz server and the upstream
+/// (and an `ExtAuthz` authenticator reading the answer).
+#[derive(Debug, Clone)]
+struct PrincipalNames {
+    subject: http::HeaderName,
+    scheme: http::HeaderName,
+    scopes: http::HeaderName,
+}
+
+impl Default for PrincipalNames {
+    fn default() -> Self {
+        Self {
+            subject: http::HeaderName::from_static("x-auth-subject"),
+            scheme: http::HeaderName::from_static("x-auth-scheme"),
+            scopes: http::HeaderName::from_static("x-auth-scopes"),
+        }
+    }
+}

@@ -21,6 +21,7 @@ use http::{Extensions, HeaderMap, HeaderName};
 use percent_encoding::{CONTROLS, utf8_percent_encode};
 use tonic::{Code, Request, Response, Status};
 
+use super::PrincipalNames;
 use crate::authn::{AuthRequest, Authenticated, Authenticator, PeerCertificates};
 use crate::authz::Peer;
 use crate::layer::{self, Config};
@@ -77,9 +78,7 @@ const GRPC_MESSAGE: &percent_encoding::AsciiSet = &CONTROLS.add(b'%');
 pub struct ExtAuthzServer<A> {
     authenticator: Arc<A>,
     config: Arc<Config>,
-    subject: HeaderName,
-    scheme: HeaderName,
-    scopes: HeaderName,
+    names: PrincipalNames,
     remove_credentials: bool,
     challenge: String,
 }
@@ -90,9 +89,7 @@ impl<A: Authenticator> ExtAuthzServer<A> {
         Self {
             authenticator: layer.authenticator,
             config: layer.config,
-            subject: HeaderName::from_static("x-auth-subject"),
-            scheme: HeaderName::from_static("x-auth-scheme"),
-            scopes: HeaderName::from_static("x-auth-scopes"),
+            names: PrincipalNames::default(),
             remove_credentials: false,
             challenge: "Bearer".to_owned(),
         }
@@ -106,9 +103,11 @@ impl<A: Authenticator> ExtAuthzServer<A> {
         scheme: HeaderName,
         scopes: HeaderName,
     ) -> Self {
-        self.subject = subject;
-        self.scheme = scheme;
-        self.scopes = scopes;
+        self.names = PrincipalNames {
+            subject,
+            scheme,
+            scopes,
+        };
         self
     }
 
@@ -170,9 +169,9 @@ impl<A: Authenticator> ExtAuthzServer<A> {
             None => (String::new(), String::new(), String::new()),
         };
         for (name, value) in [
-            (&self.subject, subject),
-            (&self.scheme, scheme),
-            (&self.scopes, scopes),
+            (&self.names.subject, subject),
+            (&self.names.scheme, scheme),
+            (&self.names.scopes, scopes),
         ] {
             // Envoy removes after it sets: a header it sets is never listed for removal.
             if value.is_empty() {
@@ -184,7 +183,9 @@ impl<A: Authenticator> ExtAuthzServer<A> {
         if let Some(mut found) = found {
             if self.remove_credentials {
                 for name in found.credentials() {
-                    if ![&self.subject, &self.scheme, &self.scopes].contains(&name) {
+                    if ![&self.names.subject, &self.names.scheme, &self.names.scopes]
+                        .contains(&name)
+                    {
                         ok.headers_to_remove.push(name.as_str().to_owned());
                     }
                 }
@@ -443,7 +444,7 @@ impl<A> std::fmt::Debug for ExtAuthzServer<A> {
         f.debug_struct("ExtAuthzServer")
             .field("authenticator", &std::any::type_name::<A>())
             .field("policy", &self.config.policy)
-            .field("subject_header", &self.subject)
+            .field("subject_header", &self.names.subject)
             .field("remove_credentials", &self.remove_credentials)
             .finish_non_exhaustive()
     }

@@ -58,6 +58,7 @@ use cache::TokenCache;
 #[cfg(all(feature = "fuzzing", feature = "jwks"))]
 pub(crate) use {discovery::parse_discovery, jwk_set::parse_jwks};
 
+use super::claims::{numeric_date, strings};
 use super::{AuthRequest, AuthResult, Authenticated, Authenticator};
 use crate::clock::{self, Clock};
 use crate::{AuthError, Principal};
@@ -406,34 +407,13 @@ impl<K: KeySource> JwtAuthenticator<K> {
     }
 }
 
-/// Strings from a claim that is a space-separated string or an array of strings.
-fn strings(v: Option<&Value>) -> impl Iterator<Item = String> + '_ {
-    let (one, many) = match v {
-        Some(Value::String(s)) => (Some(s.split_whitespace()), None),
-        Some(Value::Array(a)) => (None, Some(a.iter().filter_map(Value::as_str))),
-        _ => (None, None),
-    };
-    one.into_iter()
-        .flatten()
-        .chain(many.into_iter().flatten())
-        .map(str::to_owned)
-}
-
 /// A NumericDate claim: a non-negative number of seconds.
 fn numeric(v: Option<&Value>, name: &'static str) -> Result<Option<u64>, AuthError> {
     match v {
         None => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .or_else(|| {
-                v.as_f64()
-                    .filter(|f| f.is_finite() && *f >= 0.0)
-                    .map(|f| f as u64)
-            })
-            .map(Some)
-            .ok_or_else(|| {
-                AuthError::unauthenticated(format!("token has an invalid {name} claim"))
-            }),
+        Some(v) => numeric_date(v).map(Some).ok_or_else(|| {
+            AuthError::unauthenticated(format!("token has an invalid {name} claim"))
+        }),
     }
 }
 
