@@ -40,7 +40,10 @@
 //! - `envoy_ext_authz_hs256`, `envoy_ext_authz_rs256` (crate feature `ext-authz`): Envoy's
 //!   `ext_authz` asking grpc-auth's `ExtAuthzServer`, served in this process on the
 //!   server's runtime, over the authenticators of `jwt_hs256_cache_on` and
-//!   `jwt_rs256_cache_on` (verified-token cache on).
+//!   `jwt_rs256_cache_on` (verified-token cache on); `envoy_ext_authz_bare`: the same
+//!   filter asking a `Check` service that answers OK at once and decides nothing, so the
+//!   extra gRPC round trip (Envoy's client and a tonic server) is measured alone, and
+//!   what grpc-auth's check adds is the difference.
 //!
 //! The greeter behind Envoy sees no principal (it replies "unauthenticated"); before a
 //! `jwt_authn` or `ext_authz` case runs, Envoy must refuse a forged token (signed with
@@ -124,6 +127,14 @@ use grpc_auth::authn::jwt::{JwtAuthenticator, JwtKey, StaticKeys};
 use grpc_auth::authn::revocation::Revocations;
 use grpc_auth::authn::{ApiKeyAuthenticator, BasicAuthenticator};
 use grpc_auth::credentials::{CallContext, CallCredentials, HmacSigner};
+#[cfg(feature = "ext-authz")]
+use grpc_auth::ext_authz::{
+    ExtAuthzServer,
+    envoy_types::pb::envoy::service::auth::v3::authorization_server::{
+        Authorization, AuthorizationServer,
+    },
+    envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse},
+};
 use grpc_auth::store::{MemoryStore, Store};
 use grpc_auth::{AuthLayer, Authenticator};
 use grpc_auth_protos::helloworld::HelloRequest;
@@ -163,7 +174,17 @@ const ENVOY_CASES: &[&str] = &[
 ];
 /// The cases behind Envoy asking grpc-auth's `ExtAuthzServer` (also the crate feature
 /// `ext-authz`).
-const EXT_AUTHZ_CASES: &[&str] = &["envoy_ext_authz_hs256", "envoy_ext_authz_rs256"];
+const EXT_AUTHZ_CASES: &[&str] = &[
+    "envoy_ext_authz_bare",
+    "envoy_ext_authz_hs256",
+    "envoy_ext_authz_rs256",
+];
+/// The ext_authz cases through grpc-auth, and the in-process case with the same
+/// authenticator (what its check costs without Envoy).
+const EXT_AUTHZ_PAIRS: &[(&str, &str)] = &[
+    ("envoy_ext_authz_hs256", "jwt_hs256_cache_on"),
+    ("envoy_ext_authz_rs256", "jwt_rs256_cache_on"),
+];
 /// `jwt_cache_config.jwt_cache_size` of `envoy_jwt_authn_rs256_cached` (Envoy's default
 /// when the cache is on is 100; one token is sent).
 const ENVOY_JWT_CACHE_SIZE: u32 = 100;
@@ -313,6 +334,11 @@ enum Proxy {
     /// authenticator, served in this process on the server's runtime.
     #[cfg(feature = "ext-authz")]
     ExtAuthz(JwtAuthenticator),
+    /// `envoy.filters.http.ext_authz` asking a `Check` service that answers OK at once
+    /// and decides nothing: the cost of the extra gRPC round trip alone, Envoy's client
+    /// included.
+    #[cfg(feature = "ext-authz")]
+    ExtAuthzBare,
 }
 
 /// What each call carries and what its reply must say.
@@ -612,6 +638,7 @@ async fn cases(
         // verified-token cache on, the default).
         #[cfg(feature = "ext-authz")]
         cases.extend([
+            behind("envoy_ext_authz_bare", Proxy::ExtAuthzBare, None, None)?,
             behind(
                 "envoy_ext_authz_hs256",
                 Proxy::ExtAuthz(jwt(hs_key()?)),
@@ -683,14 +710,14 @@ fn listen(rt: &Handle) -> Result<(TcpIncoming, SocketAddr), BoxError> {
     Ok((TcpIncoming::from(listener).with_nodelay(Some(true)), addr))
 }
 
-/// Serves Envoy's `Authorization/Check` on 127.0.0.1:0 (on `rt`): grpc-auth's
-/// `ExtAuthzServer` over `auth`, with the layer's default policy (every method needs an
-/// authenticated caller), as an `AuthLayer::new(auth)` would decide.
+/// Serves Envoy's `Authorization/Check` on 127.0.0.1:0 (on `rt`): `check`, grpc-auth's
+/// `ExtAuthzServer` (with the layer's default policy: every method needs an
+/// authenticated caller, as an `AuthLayer::new(auth)` would decide) or [`AllowAll`].
 #[cfg(feature = "ext-authz")]
-fn spawn_ext_authz(rt: &Handle, auth: JwtAuthenticator) -> Result<Running, BoxError> {
+fn spawn_ext_authz<C: Authorization>(rt: &Handle, check: C) -> Result<Running, BoxError> {
     let (incoming, addr) = listen(rt)?;
     let (stop_tx, stop) = oneshot::channel::<()>();
-    let service = grpc_auth::ext_authz::ExtAuthzServer::new(AuthLayer::new(auth)).into_service();
+    let service = AuthorizationServer::new(check);
     let done = rt.spawn(
         Server::builder()
             .add_service(service)
@@ -703,6 +730,33 @@ fn spawn_ext_authz(rt: &Handle, auth: JwtAuthenticator) -> Result<Running, BoxEr
         stop: stop_tx,
         done,
     })
+}
+
+/// `bootstrap` with the ext_authz filter asking `server`; 503 (UNAVAILABLE) if a `Check`
+/// fails, so that a failure is never taken for a refusal.
+#[cfg(feature = "ext-authz")]
+fn asking(bootstrap: envoy::Bootstrap, server: Running) -> (envoy::Bootstrap, Option<Running>) {
+    let port = server.addr.port();
+    let bootstrap = bootstrap.ext_authz(port, Some(503), EXT_AUTHZ_TIMEOUT_MS);
+    (bootstrap, Some(server))
+}
+
+/// A `Check` service that allows every request at once (`envoy_ext_authz_bare`).
+#[cfg(feature = "ext-authz")]
+struct AllowAll;
+
+#[cfg(feature = "ext-authz")]
+#[tonic::async_trait]
+impl Authorization for AllowAll {
+    async fn check(
+        &self,
+        _: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(CheckResponse {
+            status: Some(grpc_auth::ext_authz::envoy_types::pb::google::rpc::Status::default()),
+            ..CheckResponse::default()
+        }))
+    }
 }
 
 /// A case's Envoy (killed on drop) and the ext_authz server it asks, if any.
@@ -723,13 +777,12 @@ impl Front {
             Proxy::Plain => (bootstrap, None),
             Proxy::JwtAuthn(provider) => (bootstrap.jwt_authn(provider), None),
             #[cfg(feature = "ext-authz")]
-            Proxy::ExtAuthz(auth) => {
-                let server = spawn_ext_authz(rt, auth)?;
-                // 503 (UNAVAILABLE) if a `Check` fails: never taken for a refusal.
-                let port = server.addr.port();
-                let bootstrap = bootstrap.ext_authz(port, Some(503), EXT_AUTHZ_TIMEOUT_MS);
-                (bootstrap, Some(server))
-            }
+            Proxy::ExtAuthz(auth) => asking(
+                bootstrap,
+                spawn_ext_authz(rt, ExtAuthzServer::new(AuthLayer::new(auth)))?,
+            ),
+            #[cfg(feature = "ext-authz")]
+            Proxy::ExtAuthzBare => asking(bootstrap, spawn_ext_authz(rt, AllowAll)?),
         };
         // `Envoy::start` blocks (it polls the admin port) and panics, with the tail of
         // Envoy's log, when Envoy does not come up: a failed task here.
@@ -1299,8 +1352,11 @@ const COMPARED: &[(&str, &str)] = &[
     ("envoy_jwt_authn_hs256", "envoy_no_filter"),
     ("envoy_jwt_authn_rs256", "envoy_no_filter"),
     ("envoy_jwt_authn_rs256_cached", "envoy_no_filter"),
+    ("envoy_ext_authz_bare", "envoy_no_filter"),
     ("envoy_ext_authz_hs256", "envoy_no_filter"),
     ("envoy_ext_authz_rs256", "envoy_no_filter"),
+    ("envoy_ext_authz_hs256", "envoy_ext_authz_bare"),
+    ("envoy_ext_authz_rs256", "envoy_ext_authz_bare"),
     ("introspection_cached", "jwt_hs256_cache_on"),
     ("hs256_cached_revocation_memory", "jwt_hs256_cache_on"),
     ("hs256_cached_revocation_redis", "jwt_hs256_cache_on"),
@@ -1467,7 +1523,8 @@ fn print_aims(rows: &[Row]) {
     // `Check` is Envoy's gRPC client calling a tonic server).
     let tonic_trip = row("no_auth").and_then(|r| r.cpu_us_per_call);
     let envoy_trip = added("envoy_no_filter", "no_auth").map(|(all, _)| all);
-    for case in EXT_AUTHZ_CASES {
+    let bare = added("envoy_ext_authz_bare", "envoy_no_filter");
+    for (case, in_process) in EXT_AUTHZ_PAIRS {
         let Some((cost, _)) = added(case, "envoy_no_filter") else {
             continue;
         };
@@ -1484,6 +1541,22 @@ fn print_aims(rows: &[Row]) {
             }
         }
         lines.push(line);
+        // Where it goes: the round trip itself (a `Check` service that decides nothing),
+        // then grpc-auth's decision on top, beside what the same decision costs in process.
+        if let (Some((trip, trip_envoy)), Some((ours, ours_envoy))) =
+            (bare, added(case, "envoy_ext_authz_bare"))
+        {
+            let mut line = format!(
+                "    (of which the bare Check round trip, envoy_ext_authz_bare: {trip:+.1} us, \
+                 {trip_envoy:+.1} in Envoy; grpc-auth's check over it: {ours:+.1} us, \
+                 {ours_envoy:+.1} in Envoy"
+            );
+            if let Some((check, _)) = added(in_process, "no_auth") {
+                line.push_str(&format!("; in process {in_process} adds {check:+.1} us"));
+            }
+            line.push(')');
+            lines.push(line);
+        }
     }
     if !lines.is_empty() {
         println!("aims (issue 12), CPU per call:");
