@@ -310,12 +310,11 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "an [mtls] table")]
 struct RawMtls {
-    #[serde(default)]
-    trust_domains: Vec<Spanned<String>>,
-    #[serde(default)]
-    ids: Vec<Spanned<String>>,
-    #[serde(default)]
-    prefixes: Vec<Spanned<String>>,
+    // `None` when absent; an empty list given is refused (it would read as "none allowed"
+    // but an [mtls] table without rules accepts every verified certificate).
+    trust_domains: Option<Spanned<Vec<Spanned<String>>>>,
+    ids: Option<Spanned<Vec<Spanned<String>>>>,
+    prefixes: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -670,6 +669,12 @@ impl<'de> Deserialize<'de> for Strings {
         }
         d.deserialize_any(V)
     }
+}
+
+/// One OAuth scope (RFC 6749 `scope-token`): not empty, no whitespace. "a b" would be
+/// one scope that no token carries, never two.
+fn scope_token(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(char::is_whitespace)
 }
 
 // ---------------------------------------------------------------------------
@@ -1136,20 +1141,36 @@ impl Loader<'_> {
             ("mtls.ids", &raw.ids),
             ("mtls.prefixes", &raw.prefixes),
         ] {
-            for v in list {
+            let Some(list) = list else { continue };
+            if list.get_ref().is_empty() {
+                return self.err(
+                    list.span(),
+                    format!(
+                        "{key}: an empty list (leave it out: an [mtls] table without rules \
+                         accepts every certificate the TLS server verified)"
+                    ),
+                );
+            }
+            for v in list.get_ref() {
                 if v.get_ref().trim().is_empty() {
                     return self.err(v.span(), format!("{key}: an entry is empty"));
                 }
             }
         }
-        for d in raw.trust_domains {
-            mtls = mtls.trust_domain(d.into_inner());
+        let entries = |list: Option<Spanned<Vec<Spanned<String>>>>| {
+            list.map(Spanned::into_inner)
+                .unwrap_or_default()
+                .into_iter()
+                .map(Spanned::into_inner)
+        };
+        for d in entries(raw.trust_domains) {
+            mtls = mtls.trust_domain(d);
         }
-        for id in raw.ids {
-            mtls = mtls.id(id.into_inner());
+        for id in entries(raw.ids) {
+            mtls = mtls.id(id);
         }
-        for p in raw.prefixes {
-            mtls = mtls.prefix(p.into_inner());
+        for p in entries(raw.prefixes) {
+            mtls = mtls.prefix(p);
         }
         Ok(mtls)
     }
@@ -1459,6 +1480,16 @@ impl Loader<'_> {
                     format!("basic.scopes: {:?} is not in basic.users", name.get_ref()),
                 );
             }
+            if !scopes.0.iter().all(|s| scope_token(s)) {
+                return self.err(
+                    name.span(),
+                    format!(
+                        "basic.scopes: {:?}: a scope is empty or holds whitespace (a list \
+                         names several: [\"a\", \"b\"])",
+                        name.get_ref()
+                    ),
+                );
+            }
             basic = basic.grant(name.get_ref(), scopes.0.iter().cloned());
         }
         Ok(basic)
@@ -1609,6 +1640,21 @@ impl Loader<'_> {
                     return self.err(
                         p.span(),
                         format!("policy.{list}: {:?}: an empty name or list", p.get_ref()),
+                    );
+                }
+                // A scope is one RFC 6749 scope-token; a role may hold inner spaces.
+                let well_formed = |v: &String| match list {
+                    "require_scope" => scope_token(v),
+                    _ => v.trim() == v,
+                };
+                if !values.iter().all(well_formed) {
+                    return self.err(
+                        p.span(),
+                        format!(
+                            "policy.{list}: {:?}: a name holds whitespace (a list names \
+                             several, all required: [\"a\", \"b\"])",
+                            p.get_ref()
+                        ),
                     );
                 }
                 for v in values {

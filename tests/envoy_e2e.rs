@@ -1038,6 +1038,21 @@ async fn plain_http_through_envoy_gets_the_principal_or_a_challenge() {
         failed(Code::PermissionDenied, &answer.body)
     );
 
+    // A path not in canonical form (which an HTTP upstream may route as the method it
+    // resembles): 403, even with a key the method accepts.
+    for path in [
+        "/helloworld.Greeter/SayHello/",
+        "/helloworld.Greeter/SayHell%6F",
+        "/helloworld.Greeter/SayHello;v=1",
+    ] {
+        let answer = get(path, vec![("x-api-key", "k-1".into())]).await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (403, "path is not in canonical form"),
+            "{path}"
+        );
+    }
+
     // Only the two accepted requests reached the upstream.
     assert_eq!(envoy.stat("cluster.upstream.upstream_rq_total"), Some(2));
 }

@@ -36,7 +36,9 @@ const GRPC_MESSAGE: &percent_encoding::AsciiSet = &CONTROLS.add(b'%');
 /// that layer.
 ///
 /// Each `Check` rebuilds the call as the layer would see it from Envoy's attributes:
-/// the method from `request.http.path` (query dropped), the request headers
+/// the method from `request.http.path` (query dropped; a call the layer would allow on
+/// a path not in canonical form, such as `/pkg.S//M`, `/pkg.S/%4D` or `/pkg.S/M/`, is
+/// refused: `PERMISSION_DENIED`, HTTP 403), the request headers
 /// (`header_map` when Envoy sends it, else `headers`; pseudo-headers left out), and the
 /// client certificate chain Envoy verified (`source.certificate`, with the filter's
 /// `include_peer_certificate: true`), so [`MtlsAuthenticator`](crate::authn::MtlsAuthenticator),
@@ -310,10 +312,14 @@ fn connection(attributes: &AttributeContext) -> Extensions {
 /// spaces. In process a principal travels in the request's extensions; here it becomes
 /// header values, so a subject with a line break (a crafted `sub`), a scope containing
 /// a space (one scope that would read as two upstream) or any value that is not a valid
-/// header value refuses the call rather than reach the upstream altered.
+/// header value refuses the call rather than reach the upstream altered. So does a
+/// value with a space at either end: an HTTP/1 upstream trims it and would read
+/// `sub: "ada "` as the principal `ada`.
 fn principal_values(p: &crate::Principal) -> Result<(String, String, String), AuthError> {
     let valid = |v: &str| {
-        http::HeaderValue::from_str(v).is_ok() && !v.bytes().any(|b| b.is_ascii_control())
+        http::HeaderValue::from_str(v).is_ok()
+            && !v.bytes().any(|b| b.is_ascii_control())
+            && v.trim_matches(' ').len() == v.len()
     };
     let scopes = p.scopes();
     let scope_ok = |s: &String| !s.is_empty() && valid(s) && !s.bytes().any(|b| b == b' ');
@@ -327,6 +333,35 @@ fn principal_values(p: &crate::Principal) -> Result<(String, String, String), Au
         p.scheme().to_owned(),
         scopes.join(" "),
     ))
+}
+
+/// Refuses a path that is not in canonical form: the policy matches the path as written,
+/// while an upstream behind Envoy may route on a cleaned-up one (decoded `%XX`, merged
+/// or trailing slashes, dot segments, `;` parameters dropped, `\` taken for `/`), so that
+/// `/pkg.Admin/%44elete` or `/pkg.Admin//Delete` would miss a rule written for
+/// `/pkg.Admin/Delete` and reach it. A gRPC method (`/package.Service/Method`) is always
+/// canonical; so is `/` alone.
+fn canonical(path: &str) -> Result<(), AuthError> {
+    let refuse = || {
+        Err(AuthError::permission_denied(
+            "path is not in canonical form",
+        ))
+    };
+    let Some(rest) = path.strip_prefix('/') else {
+        return refuse();
+    };
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let visible = |b: u8| b.is_ascii_graphic() && !matches!(b, b'%' | b';' | b'\\');
+    if !rest.bytes().all(visible)
+        || rest
+            .split('/')
+            .any(|segment| matches!(segment, "" | "." | ".."))
+    {
+        return refuse();
+    }
+    Ok(())
 }
 
 /// A header Envoy sets, replacing any value the request already has.
@@ -356,10 +391,11 @@ fn request_headers(http: &HttpRequest) -> Result<HeaderMap, AuthError> {
             HeaderName::from_bytes(key.as_bytes()),
             http::HeaderValue::from_bytes(value),
         ) {
-            (Ok(name), Ok(value)) => {
-                headers.append(name, value);
-                Ok(())
-            }
+            // `try_append`: more than `HeaderMap` holds (32,768) is refused, not a panic.
+            (Ok(name), Ok(value)) => headers
+                .try_append(name, value)
+                .map(drop)
+                .map_err(|_| AuthError::unauthenticated("malformed request headers")),
             _ => Err(AuthError::unauthenticated("malformed request headers")),
         }
     };
@@ -421,6 +457,9 @@ impl<A: Authenticator> Authorization for ExtAuthzServer<A> {
             Ok(headers) => self.decide(path, &headers, &extensions).await,
             Err(e) => Err(e),
         }
+        // After the decision, so that a call refused anyway keeps the layer's answer
+        // (no credentials: UNAUTHENTICATED); before anything is allowed.
+        .and_then(|found| canonical(path).map(|()| found))
         .and_then(|found| {
             tracing::trace!(
                 method = path,
