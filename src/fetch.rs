@@ -1,8 +1,8 @@
-//! The HTTP client every remote fetch uses (JWKS and OpenID Connect discovery today;
-//! token introspection and token endpoints next): reqwest over rustls with this crate's
-//! crypto provider and the system roots, timeouts, a response-size limit, redirects
-//! bounded and never from https to http, plain http refused except to loopback, and URLs
-//! shown with any password redacted.
+//! The HTTP client every remote fetch uses (JWKS, OpenID Connect discovery, token
+//! introspection and token endpoints): reqwest over rustls with this crate's crypto
+//! provider and the system roots, timeouts, a response-size limit, redirects bounded and
+//! never from https to http, plain http refused except to loopback, and URLs shown with
+//! any user name and password redacted.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -32,17 +32,20 @@ pub(crate) enum FetchError {
     Request(String),
 }
 
-/// A URL as logs and errors show it: a password in it (`https://user:pw@host/..`,
-/// which reqwest sends as Basic auth) is replaced by `redacted`.
+/// A URL as logs and errors show it: its userinfo (`https://user:pw@host/..`, which
+/// reqwest sends as Basic auth) becomes `redacted@`.
 pub(crate) struct Shown<'a>(pub(crate) &'a Url);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.password().is_none() {
+        if self.0.password().is_none() && self.0.username().is_empty() {
             return write!(f, "{}", self.0);
         }
+        // The whole userinfo: a user name may be the secret (an API key sent as Basic
+        // `KEY:`), as in `shown_str`.
         let mut url = self.0.clone();
-        let _ = url.set_password(Some("redacted"));
+        let _ = url.set_password(None);
+        let _ = url.set_username("redacted");
         write!(f, "{url}")
     }
 }
@@ -88,7 +91,7 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 /// GETs `url` with `client`: a 2xx body within `limits.max_bytes`, and the response's
-/// `Cache-Control: max-age`. Errors name the URL (password redacted), never the body.
+/// `Cache-Control: max-age`. Errors name the URL (userinfo redacted), never the body.
 pub(crate) async fn get(
     client: &reqwest::Client,
     url: &Url,
@@ -139,7 +142,7 @@ async fn body(
 /// POSTs `form` (`application/x-www-form-urlencoded`) to `url` with `client`, with the
 /// `authorization` value when given: the status and a body within `limits.max_bytes`, whatever
 /// the status (an OAuth 2.0 error is a 400 with a JSON body). Errors name the URL
-/// (password redacted), never the form or the body.
+/// (userinfo redacted), never the form or the body.
 pub(crate) async fn post_form(
     client: &reqwest::Client,
     url: &Url,

@@ -341,7 +341,7 @@ impl BasicAuthenticator {
             return Lookup::NotCached;
         };
         let key = self.cache_key(name, password);
-        match cache.get(self.config, &key, self.clock.unix_seconds(), 0) {
+        match cache.get(self.config, &key, &*self.clock, 0) {
             Some(_) => Lookup::Hit,
             None => Lookup::Miss(key),
         }
@@ -373,8 +373,8 @@ impl BasicAuthenticator {
             Stored::Hash(phc) => {
                 let ok = self.verify_hash(phc.clone(), password).await?;
                 if ok && let (Some(cache), Some(key)) = (&self.cache, cache_key) {
-                    let now = self.clock.unix_seconds();
-                    cache.insert(self.config, key, user.principal.clone(), None, now, 0);
+                    let principal = user.principal.clone();
+                    cache.insert(self.config, key, principal, None, &*self.clock, 0);
                 }
                 Ok(ok)
             }
@@ -622,11 +622,11 @@ mod tests {
         let key = a.cache_key("bob", "s3cret");
         let cache = a.cache.as_ref().unwrap();
         clock.advance(Duration::from_secs(29));
-        assert!(cache.get(a.config, &key, clock.unix_seconds(), 0).is_some());
+        assert!(cache.get(a.config, &key, &clock, 0).is_some());
         clock.advance(Duration::from_secs(1));
-        assert!(cache.get(a.config, &key, clock.unix_seconds(), 0).is_none());
+        assert!(cache.get(a.config, &key, &clock, 0).is_none());
         assert!(check(&a, &basic("bob:s3cret")).await.unwrap().is_some());
-        assert!(cache.get(a.config, &key, clock.unix_seconds(), 0).is_some());
+        assert!(cache.get(a.config, &key, &clock, 0).is_some());
     }
 
     #[tokio::test]

@@ -107,7 +107,8 @@ struct Inner {
     positive: VerifiedCache<[u8; 32]>,
     negative: quick_cache::sync::Cache<[u8; 32], (Instant, AuthError)>,
     negative_ttl: Duration,
-    flights: Mutex<HashMap<[u8; 32], Flight>>,
+    /// Each token's request in flight, with the number of callers waiting on it.
+    flights: Mutex<HashMap<[u8; 32], (Flight, usize)>>,
     max_in_flight: usize,
     allow_missing_token_type: bool,
 }
@@ -337,7 +338,7 @@ impl IntrospectionAuthenticator {
 
 /// Leaves a flight: the last caller out (or the first once it has an answer) removes
 /// it, so a cancelled call leaves nothing behind and a finished answer is not reused
-/// past the cache's rules.
+/// past the cache's rules. Made right after [`Inner::join`] counted the caller in.
 struct Leave<'a> {
     inner: &'a Inner,
     digest: [u8; 32],
@@ -351,11 +352,15 @@ impl Drop for Leave<'_> {
             .flights
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let ours = flights
-            .get(&self.digest)
-            .is_some_and(|f| Arc::ptr_eq(f, self.flight));
-        // The map's reference and ours: no one else waits on it.
-        if ours && (self.flight.initialized() || Arc::strong_count(self.flight) <= 2) {
+        let Some((flight, waiters)) = flights.get_mut(&self.digest) else {
+            return;
+        };
+        // Another flight for the token, started after this one was removed: not ours.
+        if !Arc::ptr_eq(flight, self.flight) {
+            return;
+        }
+        *waiters = waiters.saturating_sub(1);
+        if *waiters == 0 || self.flight.initialized() {
             flights.remove(&self.digest);
         }
     }
@@ -364,8 +369,7 @@ impl Drop for Leave<'_> {
 impl Inner {
     /// A cached answer: an active token's principal, or an inactive token's refusal.
     fn cached(&self, digest: &[u8; 32]) -> Option<Result<Principal, AuthError>> {
-        let now = self.clock.unix_seconds();
-        if let Some(p) = self.positive.get(self.config, digest, now, 0) {
+        if let Some(p) = self.positive.get(self.config, digest, &*self.clock, 0) {
             return Some(Ok(p));
         }
         let (until, refusal) = self.negative.get(digest)?;
@@ -380,7 +384,8 @@ impl Inner {
     /// tokens are in flight.
     fn join(&self, digest: [u8; 32]) -> Result<Flight, AuthError> {
         let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(f) = flights.get(&digest) {
+        if let Some((f, waiters)) = flights.get_mut(&digest) {
+            *waiters = waiters.saturating_add(1);
             return Ok(f.clone());
         }
         if flights.len() >= self.max_in_flight {
@@ -389,7 +394,7 @@ impl Inner {
             ));
         }
         let f = Flight::default();
-        flights.insert(digest, f.clone());
+        flights.insert(digest, (f.clone(), 1));
         Ok(f)
     }
 
@@ -401,9 +406,8 @@ impl Inner {
             Ok(p) => {
                 // The same reading of `exp` as the check's (a fractional one floored).
                 let exp = p.claims().get("exp").and_then(numeric_date);
-                let now = self.clock.unix_seconds();
                 self.positive
-                    .insert(self.config, digest, p.clone(), exp, now, 0);
+                    .insert(self.config, digest, p.clone(), exp, &*self.clock, 0);
             }
             Err(e @ AuthError::Unauthenticated(_)) if !self.negative_ttl.is_zero() => {
                 if let Some(until) = Instant::now().checked_add(self.negative_ttl) {
@@ -421,8 +425,13 @@ impl Inner {
             tokio::time::timeout(self.timeout, self.endpoint.post(&form, Some(&self.auth)))
                 .await
                 .map_err(|_| self.timed_out())?;
+        // What went wrong on the way (the endpoint's address, the transport's error) goes
+        // to the log only: callers, unauthenticated ones too, learn no more than that.
         let (status, body) = answer.map_err(|e| match e {
-            FetchError::Config(what) | FetchError::Request(what) => self.unavailable(what),
+            FetchError::Config(what) | FetchError::Request(what) => {
+                tracing::warn!(endpoint = %self.endpoint.shown(), error = %what, "grpc-auth: token introspection failed");
+                AuthError::unavailable("token introspection unavailable: no answer from the endpoint")
+            }
         })?;
         match status {
             200 => self.principal(&body),

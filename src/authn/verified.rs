@@ -12,6 +12,7 @@ use std::time::Duration;
 use quick_cache::Equivalent;
 
 use crate::Principal;
+use crate::clock::Clock;
 
 /// Identifies one configuration of an authenticator. Every builder call that changes
 /// what is accepted or what a principal holds takes a fresh one, so an entry cached
@@ -66,6 +67,8 @@ struct Entry {
     principal: Principal,
     /// Unix seconds before which the entry serves: min(expiry, cached at + TTL).
     until: u64,
+    /// The TTL on the monotonic clock too: a wall clock stepped back never stretches it.
+    monotonic_until: Duration,
     /// The key source's generation the credential was verified under.
     generation: u64,
 }
@@ -86,13 +89,13 @@ impl<K: Hash + Eq + Send + Sync + 'static> VerifiedCache<K> {
         }
     }
 
-    /// The principal `key` was verified as under `config`, if that still holds at
-    /// `now` (unix seconds) under key generation `generation`.
+    /// The principal `key` was verified as under `config`, if that still holds now (by
+    /// `clock`'s wall and monotonic time) under key generation `generation`.
     pub(crate) fn get<Q>(
         &self,
         config: ConfigId,
         key: &Q,
-        now: u64,
+        clock: &dyn Clock,
         generation: u64,
     ) -> Option<Principal>
     where
@@ -101,14 +104,17 @@ impl<K: Hash + Eq + Send + Sync + 'static> VerifiedCache<K> {
     {
         let lookup = Lookup { config, key };
         let entry = self.entries.get(&lookup)?;
-        if now < entry.until && entry.generation == generation {
+        if clock.unix_seconds() < entry.until
+            && clock.monotonic() < entry.monotonic_until
+            && entry.generation == generation
+        {
             return Some(entry.principal);
         }
         self.entries.remove(&lookup);
         None
     }
 
-    /// Remembers an accepted credential, verified at `now` under `config` and
+    /// Remembers an accepted credential, verified now (by `clock`) under `config` and
     /// `generation`, valid until `expires_at` if it has an expiry.
     pub(crate) fn insert(
         &self,
@@ -116,9 +122,13 @@ impl<K: Hash + Eq + Send + Sync + 'static> VerifiedCache<K> {
         key: K,
         principal: Principal,
         expires_at: Option<u64>,
-        now: u64,
+        clock: &dyn Clock,
         generation: u64,
     ) {
+        let now = clock.unix_seconds();
+        let monotonic_until = clock
+            .monotonic()
+            .saturating_add(Duration::from_secs(self.ttl));
         let until = now
             .saturating_add(self.ttl)
             .min(expires_at.unwrap_or(u64::MAX));
@@ -130,6 +140,7 @@ impl<K: Hash + Eq + Send + Sync + 'static> VerifiedCache<K> {
             Entry {
                 principal,
                 until,
+                monotonic_until,
                 generation,
             },
         );
@@ -154,47 +165,60 @@ impl<K: Hash + Eq> fmt::Debug for VerifiedCache<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     #[test]
     fn an_entry_serves_only_its_configuration() {
         let c: VerifiedCache<String> = VerifiedCache::new(Duration::from_secs(60), 16);
+        let clock = ManualClock::at_unix(1_000);
         let (a, b) = (ConfigId::fresh(), ConfigId::fresh());
         assert_ne!(a, b);
-        c.insert(
-            a,
-            "tok".into(),
-            Principal::new("ada", "jwt"),
-            None,
-            1_000,
-            0,
-        );
-        assert_eq!(c.get(a, "tok", 1_001, 0).unwrap().subject(), "ada");
-        assert!(c.get(b, "tok", 1_001, 0).is_none());
+        let ada = Principal::new("ada", "jwt");
+        c.insert(a, "tok".into(), ada, None, &clock, 0);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(c.get(a, "tok", &clock, 0).unwrap().subject(), "ada");
+        assert!(c.get(b, "tok", &clock, 0).is_none());
         // Both configurations' entries coexist.
-        c.insert(
-            b,
-            "tok".into(),
-            Principal::new("bob", "jwt"),
-            None,
-            1_000,
-            0,
-        );
-        assert_eq!(c.get(a, "tok", 1_001, 0).unwrap().subject(), "ada");
-        assert_eq!(c.get(b, "tok", 1_001, 0).unwrap().subject(), "bob");
+        let bob = Principal::new("bob", "jwt");
+        c.insert(b, "tok".into(), bob, None, &clock, 0);
+        assert_eq!(c.get(a, "tok", &clock, 0).unwrap().subject(), "ada");
+        assert_eq!(c.get(b, "tok", &clock, 0).unwrap().subject(), "bob");
     }
 
     #[test]
     fn a_huge_ttl_saturates() {
         let c: VerifiedCache<[u8; 32]> = VerifiedCache::new(Duration::MAX, 16);
+        let clock = ManualClock::at_unix(u64::MAX / 1_000_000 - 1);
+        clock.advance(Duration::MAX);
         let cfg = ConfigId::fresh();
         c.insert(
             cfg,
             [1; 32],
             Principal::new("ada", "basic"),
             None,
-            u64::MAX - 1,
+            &clock,
             0,
         );
-        assert!(c.get(cfg, &[1; 32], u64::MAX - 1, 0).is_some());
+        assert!(c.get(cfg, &[1; 32], &clock, 0).is_some());
+    }
+
+    #[test]
+    fn the_ttl_holds_on_the_monotonic_clock_when_the_wall_clock_steps_back() {
+        let c: VerifiedCache<String> = VerifiedCache::new(Duration::from_secs(30), 16);
+        let clock = ManualClock::at_unix(10_000);
+        let cfg = ConfigId::fresh();
+        c.insert(
+            cfg,
+            "tok".into(),
+            Principal::new("ada", "jwt"),
+            None,
+            &clock,
+            0,
+        );
+        clock.set_unix(10_000 - 3_600);
+        clock.advance(Duration::from_secs(29));
+        assert!(c.get(cfg, "tok", &clock, 0).is_some());
+        clock.advance(Duration::from_secs(1));
+        assert!(c.get(cfg, "tok", &clock, 0).is_none());
     }
 }

@@ -82,17 +82,26 @@ pub(crate) const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_MIN_BACKOFF: Duration = Duration::from_secs(1);
 /// Default: longest retry delay.
 pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// No background refresh starts sooner than this after a fetch: a token near its end
+/// (a token file not yet rewritten) is not fetched again on every call.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Bearer credentials from a [`TokenSource`].
 ///
 /// - A cached token is attached without waiting.
-/// - Within `refresh_ahead` of expiry, the cached token is still used while one
-///   background fetch replaces it.
+/// - Within `refresh_ahead` of expiry (at most half the token's lifetime, so a token
+///   shorter-lived than `refresh_ahead` is not fetched again on every call), the cached
+///   token is still used while one background fetch replaces it; at most one a second.
 /// - Without a valid token, concurrent calls share one fetch (single flight).
 /// - After a failed fetch, calls fail at once with that error until the backoff delay
 ///   (1 s, doubling to 30 s) has passed; then the next call fetches again.
+/// - A token that has expired when it arrives is a failed fetch.
 /// - A token the server refuses (`UNAUTHENTICATED`) before its expiry is fetched anew
 ///   once (revoked upstream); a source that returns the same token keeps it: no loop.
+///   A server refusing every token does not drive a fetch per call either: after a
+///   refusal, the next refusal drops the token only once the backoff delay (1 s,
+///   doubling to 30 s) has passed; until then the token is kept. A call the server
+///   takes starts the count over.
 ///
 /// ```
 /// use grpc_auth::credentials::{Token, TokenError, TokenSource, TokenSourceCredentials};
@@ -132,11 +141,21 @@ struct Shared<S> {
 
 #[derive(Default)]
 struct State {
-    current: Option<(HeaderValue, Option<SystemTime>)>,
+    current: Option<Current>,
     failures: Failures,
     refreshing: bool,
     /// The last token dropped after the server refused it (dropped once only).
     rejected: Option<HeaderValue>,
+    /// Tokens the server refused in a row: paces the refetches they cause.
+    refusals: Failures,
+}
+
+/// The cached token.
+struct Current {
+    value: HeaderValue,
+    expires: Option<SystemTime>,
+    /// When it was fetched (the clock's time).
+    fetched: SystemTime,
 }
 
 enum Cached {
@@ -229,15 +248,27 @@ impl<S: TokenSource> Shared<S> {
         let now = config.clock.now();
         let mut st = self.lock();
         let backing_off = st.failures.is_backing_off(now);
-        if let Some((value, expires)) = &st.current {
+        if let Some(Current {
+            value,
+            expires,
+            fetched,
+        }) = &st.current
+        {
+            // Refresh ahead by at most half the token's lifetime.
+            let ahead = expires
+                .and_then(|exp| exp.duration_since(*fetched).ok())
+                .map_or(config.refresh_ahead, |life| {
+                    config.refresh_ahead.min(life / 2)
+                });
+            let just_fetched = now < clock::add(*fetched, MIN_REFRESH_INTERVAL);
             match expires {
                 None => return Cached::Fresh(value.clone()),
-                Some(exp) if clock::add(now, config.refresh_ahead) < *exp => {
+                Some(exp) if clock::add(now, ahead) < *exp => {
                     return Cached::Fresh(value.clone());
                 }
                 Some(exp) if now < *exp => {
                     let value = value.clone();
-                    let start = !st.refreshing && !backing_off;
+                    let start = !st.refreshing && !backing_off && !just_fetched;
                     if start {
                         st.refreshing = true;
                     }
@@ -256,9 +287,19 @@ impl<S: TokenSource> Shared<S> {
         let result = self.source.fetch().await;
         let now = config.clock.now();
         let mut st = self.lock();
-        match result.and_then(|t| bearer(&t).map(|v| (v, t.expires_at))) {
+        let result = result.and_then(|t| match t.expires_at {
+            Some(exp) if exp <= now => Err(TokenError::Unavailable(
+                "the token it returned had expired".into(),
+            )),
+            _ => bearer(&t).map(|v| (v, t.expires_at)),
+        });
+        match result {
             Ok((value, expires)) => {
-                st.current = Some((value.clone(), expires));
+                st.current = Some(Current {
+                    value: value.clone(),
+                    expires,
+                    fetched: now,
+                });
                 st.failures.clear();
                 Ok(value)
             }
@@ -290,18 +331,35 @@ impl<S: TokenSource> CallCredentials for TokenSourceCredentials<S> {
     /// A token the server refused (`UNAUTHENTICATED`) before it expired (revoked
     /// upstream) is dropped, so the next call fetches a new one; once per token: a
     /// source that hands the refused token back keeps it, never fetching in a loop.
+    /// Refusals in a row drop tokens no faster than the backoff allows (a server that
+    /// refuses every token: a wrong audience); a call the server takes resets that.
     fn on_response(&self, outcome: &super::CallOutcome<'_>) {
-        if outcome.status() != Some(tonic::Code::Unauthenticated) {
-            return;
-        }
         let Some(sent) = outcome.sent().get(AUTHORIZATION) else {
             return;
         };
+        let now = self.config.clock.now();
         let mut st = self.shared.lock();
-        let current = st.current.as_ref().map(|(v, _)| v);
-        if current != Some(sent) || st.rejected.as_ref() == Some(sent) {
+        let current = st.current.as_ref().map(|c| &c.value);
+        if current != Some(sent) {
             return;
         }
+        if outcome.status() != Some(tonic::Code::Unauthenticated) {
+            if outcome.headers().is_some() {
+                st.refusals.clear();
+            }
+            return;
+        }
+        if st.rejected.as_ref() == Some(sent) {
+            return;
+        }
+        if st.refusals.is_backing_off(now) {
+            tracing::debug!(
+                "grpc-auth: token refused by the server again; kept until the backoff passes"
+            );
+            return;
+        }
+        let refused = Status::unauthenticated("token refused by the server");
+        st.refusals.failed(now, self.config.backoff, refused);
         st.rejected = Some(sent.clone());
         st.current = None;
         tracing::debug!("grpc-auth: token refused by the server; the next call fetches anew");
@@ -365,12 +423,13 @@ mod clone_tests {
     use crate::clock::ManualClock;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Tokens valid for 100 s from the clock's start; counts fetches.
+    /// Tokens valid for 200 s from the clock's start (refresh ahead is at most half of
+    /// that); counts fetches.
     struct Counting(Arc<AtomicUsize>, SystemTime);
     impl TokenSource for Counting {
         async fn fetch(&self) -> Result<Token, TokenError> {
             self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(Token::new("t", Some(self.1 + Duration::from_secs(100))))
+            Ok(Token::new("t", Some(self.1 + Duration::from_secs(200))))
         }
     }
 
@@ -383,7 +442,7 @@ mod clone_tests {
         let eager = base.clone().refresh_ahead(Duration::from_secs(90));
         base.header_value().await.unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
-        clock.advance(Duration::from_secs(20)); // 80 s left
+        clock.advance(Duration::from_secs(120)); // 80 s left
         base.header_value().await.unwrap();
         assert_eq!(
             fetches.load(Ordering::SeqCst),
@@ -482,5 +541,116 @@ mod rejection_tests {
             assert_eq!(call(&c, Some("16")).await, "Bearer tok-1");
         }
         assert_eq!(c.shared.source.fetches.load(Ordering::SeqCst), 2, "no loop");
+    }
+
+    #[tokio::test]
+    async fn refusals_in_a_row_drop_tokens_no_faster_than_the_backoff() {
+        let clock = crate::clock::ManualClock::at_unix(1_000_000);
+        let c = creds(false).clock(clock.clone());
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-1");
+        // Fetched anew once; refused again within the first delay (1 s): kept.
+        for _ in 0..5 {
+            assert_eq!(call(&c, Some("16")).await, "Bearer tok-2");
+        }
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-2", "the 1 s passed");
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-3");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            call(&c, Some("16")).await,
+            "Bearer tok-3",
+            "kept: the second delay is 2 s"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            call(&c, None).await,
+            "Bearer tok-3",
+            "taken: the count starts over"
+        );
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-3");
+        assert_eq!(call(&c, None).await, "Bearer tok-4", "dropped at once");
+        assert_eq!(c.shared.source.fetches.load(Ordering::SeqCst), 4);
+    }
+}
+
+#[cfg(test)]
+mod lifetime_tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Tokens living `life` from each fetch (by `clock`); counts fetches.
+    struct Short {
+        clock: ManualClock,
+        life: Duration,
+        fetches: AtomicUsize,
+    }
+
+    impl TokenSource for Arc<Short> {
+        async fn fetch(&self) -> Result<Token, TokenError> {
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            let exp = clock::add(self.clock.now(), self.life);
+            Ok(Token::new(format!("tok-{n}"), Some(exp)))
+        }
+    }
+
+    fn short(life: Duration) -> (ManualClock, Arc<Short>, TokenSourceCredentials<Arc<Short>>) {
+        let clock = ManualClock::at_unix(1_000_000);
+        let source = Arc::new(Short {
+            clock: clock.clone(),
+            life,
+            fetches: AtomicUsize::new(0),
+        });
+        let creds = TokenSourceCredentials::new(source.clone()).clock(clock.clone());
+        (clock, source, creds)
+    }
+
+    async fn settle(source: &Short, fetches: usize) {
+        for _ in 0..200 {
+            if source.fetches.load(Ordering::SeqCst) >= fetches {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_shorter_lived_than_refresh_ahead_is_fresh_for_half_its_life() {
+        // 30 s tokens, 60 s refresh ahead: refreshed after 15 s, not on every call.
+        let (clock, source, creds) = short(Duration::from_secs(30));
+        for _ in 0..10 {
+            assert_eq!(creds.header_value().await.unwrap(), "Bearer tok-1");
+        }
+        clock.advance(Duration::from_secs(14));
+        assert_eq!(creds.header_value().await.unwrap(), "Bearer tok-1");
+        tokio::task::yield_now().await;
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+        clock.advance(Duration::from_secs(1));
+        // Due: the cached token serves while one background fetch replaces it.
+        assert_eq!(creds.header_value().await.unwrap(), "Bearer tok-1");
+        settle(&source, 2).await;
+        for _ in 0..10 {
+            assert_eq!(creds.header_value().await.unwrap(), "Bearer tok-2");
+        }
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_token_expired_on_arrival_is_a_failed_fetch() {
+        let (_clock, source, creds) = short(Duration::ZERO);
+        let e = creds.header_value().await.unwrap_err();
+        assert_eq!(
+            (e.code(), e.message()),
+            (
+                tonic::Code::Unavailable,
+                "token source unavailable: the token it returned had expired"
+            )
+        );
+        // Backing off: not asked again at once.
+        assert_eq!(
+            creds.header_value().await.unwrap_err().code(),
+            tonic::Code::Unavailable
+        );
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
     }
 }

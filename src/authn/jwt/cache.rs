@@ -70,6 +70,11 @@ mod tests {
         CFG.with(|c| *c)
     }
 
+    /// A clock at `secs` (wall time; its monotonic time starts at 0).
+    fn at(secs: u64) -> crate::clock::ManualClock {
+        crate::clock::ManualClock::at_unix(secs)
+    }
+
     fn p(sub: &str) -> Principal {
         Principal::new(sub, "jwt")
     }
@@ -77,47 +82,59 @@ mod tests {
     #[test]
     fn serves_until_the_earlier_of_exp_and_ttl() {
         let c = TokenCache::new(Duration::from_secs(300), 16);
-        c.insert(cfg(), key("t1"), p("ada"), Some(1_100), 1_000, 0);
-        assert_eq!(c.get(cfg(), "t1", 1_099, 0).unwrap().subject(), "ada");
+        c.insert(cfg(), key("t1"), p("ada"), Some(1_100), &at(1_000), 0);
+        assert_eq!(c.get(cfg(), "t1", &at(1_099), 0).unwrap().subject(), "ada");
         assert!(
-            c.get(cfg(), "t1", 1_100, 0).is_none(),
+            c.get(cfg(), "t1", &at(1_100), 0).is_none(),
             "never at or past exp"
         );
         assert_eq!(c.len(), 0, "a stale entry is dropped");
 
-        c.insert(cfg(), key("t2"), p("bob"), Some(10_000), 1_000, 0);
-        assert_eq!(c.get(cfg(), "t2", 1_299, 0).unwrap().subject(), "bob");
-        assert!(c.get(cfg(), "t2", 1_300, 0).is_none(), "TTL bounds it too");
+        c.insert(cfg(), key("t2"), p("bob"), Some(10_000), &at(1_000), 0);
+        assert_eq!(c.get(cfg(), "t2", &at(1_299), 0).unwrap().subject(), "bob");
+        assert!(
+            c.get(cfg(), "t2", &at(1_300), 0).is_none(),
+            "TTL bounds it too"
+        );
 
-        c.insert(cfg(), key("t3"), p("cy"), None, 1_000, 0);
-        assert!(c.get(cfg(), "t3", 1_299, 0).is_some());
-        assert!(c.get(cfg(), "t3", 1_300, 0).is_none());
+        c.insert(cfg(), key("t3"), p("cy"), None, &at(1_000), 0);
+        assert!(c.get(cfg(), "t3", &at(1_299), 0).is_some());
+        assert!(c.get(cfg(), "t3", &at(1_300), 0).is_none());
     }
 
     #[test]
     fn an_expired_token_is_not_cached() {
         let c = TokenCache::new(Duration::from_secs(300), 16);
-        c.insert(cfg(), key("t"), p("ada"), Some(1_000), 1_000, 0);
-        c.insert(cfg(), key("u"), p("bob"), Some(900), 1_000, 0);
+        c.insert(cfg(), key("t"), p("ada"), Some(1_000), &at(1_000), 0);
+        c.insert(cfg(), key("u"), p("bob"), Some(900), &at(1_000), 0);
         assert_eq!(c.len(), 0);
     }
 
     #[test]
     fn a_key_set_change_invalidates() {
         let c = TokenCache::new(Duration::from_secs(300), 16);
-        c.insert(cfg(), key("t"), p("ada"), Some(2_000), 1_000, 7);
-        assert!(c.get(cfg(), "t", 1_001, 8).is_none());
+        c.insert(cfg(), key("t"), p("ada"), Some(2_000), &at(1_000), 7);
+        assert!(c.get(cfg(), "t", &at(1_001), 8).is_none());
         assert_eq!(c.len(), 0);
     }
 
     #[test]
     fn tokens_are_told_apart_by_their_whole_text() {
         let c = TokenCache::new(Duration::from_secs(300), 16);
-        c.insert(cfg(), key("aaa.bbb.ccc"), p("ada"), Some(2_000), 1_000, 0);
-        assert!(c.get(cfg(), "aaa.bbb.ccd", 1_001, 0).is_none());
-        assert!(c.get(cfg(), "aaa.bbb.cc", 1_001, 0).is_none());
+        c.insert(
+            cfg(),
+            key("aaa.bbb.ccc"),
+            p("ada"),
+            Some(2_000),
+            &at(1_000),
+            0,
+        );
+        assert!(c.get(cfg(), "aaa.bbb.ccd", &at(1_001), 0).is_none());
+        assert!(c.get(cfg(), "aaa.bbb.cc", &at(1_001), 0).is_none());
         assert_eq!(
-            c.get(cfg(), "aaa.bbb.ccc", 1_001, 0).unwrap().subject(),
+            c.get(cfg(), "aaa.bbb.ccc", &at(1_001), 0)
+                .unwrap()
+                .subject(),
             "ada"
         );
     }
@@ -131,7 +148,7 @@ mod tests {
                 key(&format!("token-{i}")),
                 p("x"),
                 Some(2_000),
-                1_000,
+                &at(1_000),
                 0,
             );
         }
@@ -146,7 +163,7 @@ mod tests {
             key("secret.token.value"),
             p("x"),
             Some(2_000),
-            1_000,
+            &at(1_000),
             0,
         );
         assert!(!format!("{c:?}").contains("secret"));

@@ -274,12 +274,12 @@ mod tests {
     }
 
     #[test]
-    fn a_password_in_the_url_is_not_shown() {
+    fn the_userinfo_in_the_url_is_not_shown() {
         let source = Url::parse("https://client:s3cret-pw@idp.example/jwks.json").unwrap();
         let err = parse_jwks(b"{\"keys\": []}", &source).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "https://client:redacted@idp.example/jwks.json: no usable keys"
+            "https://redacted@idp.example/jwks.json: no usable keys"
         );
         let keys = JwksKeys::builder("https://client:s3cret-pw@idp.example/jwks.json")
             .build()

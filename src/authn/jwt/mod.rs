@@ -326,8 +326,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
         };
         // Read before verifying: a key change during the check re-verifies next time.
         let generation = self.keys.generation();
-        let now = self.clock.unix_seconds();
-        if let Some(principal) = cache.get(self.config, token, now, generation) {
+        if let Some(principal) = cache.get(self.config, token, &*self.clock, generation) {
             return Ok(principal);
         }
         let verified = self.verify(token).await?;
@@ -336,7 +335,7 @@ impl<K: KeySource> JwtAuthenticator<K> {
             cache::key(token),
             verified.principal.clone(),
             verified.expires_at,
-            now,
+            &*self.clock,
             generation,
         );
         Ok(verified.principal)
