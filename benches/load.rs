@@ -1037,6 +1037,9 @@ struct Row {
     cpu_us_per_call: Option<f64>,
     /// This process's part of it (the greeter, the ext_authz server, the client).
     process_us_per_call: Option<f64>,
+    /// Of that, the server runtime's threads (the greeter with its layer, the ext_authz
+    /// server); `None` with one shared runtime.
+    server_us_per_call: Option<f64>,
     /// redis-server's part of it (`None`: no redis-server runs).
     redis_us_per_call: Option<f64>,
     /// Envoy's part of it (`None`: the case has no Envoy).
@@ -1054,20 +1057,26 @@ fn cores() -> usize {
 #[derive(Debug, Clone, Copy)]
 struct CpuTime {
     process: Duration,
+    /// The server runtime's threads alone (split runtimes only): the greeter, its auth
+    /// layer, and the ext_authz server the Envoy cases ask.
+    server: Option<Duration>,
     redis: Option<Duration>,
     envoy: Option<Duration>,
 }
 
-/// The other processes whose CPU time a case counts.
+/// The other processes whose CPU time a case counts, and the name of the server
+/// runtime's threads (split runtimes) to count apart.
 #[derive(Debug, Clone, Copy, Default)]
 struct Pids {
     redis: Option<u32>,
     envoy: Option<u32>,
+    server_threads: Option<&'static str>,
 }
 
 impl CpuTime {
     const ZERO: Self = Self {
         process: Duration::ZERO,
+        server: None,
         redis: None,
         envoy: None,
     };
@@ -1080,6 +1089,7 @@ impl CpuTime {
         };
         Some(Self {
             process: proc_cpu("self")?,
+            server: pids.server_threads.and_then(threads_cpu),
             redis: of(pids.redis)?,
             envoy: of(pids.envoy)?,
         })
@@ -1090,6 +1100,7 @@ impl CpuTime {
             |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| a.saturating_sub(b));
         Self {
             process: self.process.saturating_sub(earlier.process),
+            server: since(self.server, earlier.server),
             redis: since(self.redis, earlier.redis),
             envoy: since(self.envoy, earlier.envoy),
         }
@@ -1102,6 +1113,7 @@ impl CpuTime {
         };
         Self {
             process: self.process + other.process,
+            server: add(self.server, other.server),
             redis: add(self.redis, other.redis),
             envoy: add(self.envoy, other.envoy),
         }
@@ -1110,6 +1122,23 @@ impl CpuTime {
     fn total(self) -> Duration {
         self.process + self.redis.unwrap_or_default() + self.envoy.unwrap_or_default()
     }
+}
+
+/// The CPU time of this process's threads named `name` (`/proc/self/task/*/comm`, which
+/// holds at most 15 bytes of it). A thread that has exited is no longer counted (only
+/// the server runtime's idle blocking threads exit, 10 s after their last task).
+fn threads_cpu(name: &str) -> Option<Duration> {
+    let name = name.get(..name.len().min(15))?;
+    let mut total = Duration::ZERO;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let tid = task.file_name();
+        let tid = tid.to_str()?;
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            total += proc_cpu(&format!("self/task/{tid}")).unwrap_or_default();
+        }
+    }
+    Some(total)
 }
 
 /// A process's user + system CPU time (all its threads), from `/proc/{pid}/stat`
@@ -1148,6 +1177,7 @@ async fn prepare(
     server_rt: &Handle,
     case: Case,
     redis_pid: Option<u32>,
+    server_threads: Option<&'static str>,
 ) -> Result<Prepared, BoxError> {
     let Case {
         name,
@@ -1160,6 +1190,7 @@ async fn prepare(
     let mut pids = Pids {
         redis: redis_pid,
         envoy: None,
+        server_threads,
     };
     let mut cpu_known = true;
     let (url, front) = match proxy {
@@ -1276,6 +1307,7 @@ impl Prepared {
             rps: lat.len() as f64 / secs,
             cpu_us_per_call: cpu.and_then(|c| per_call(c.total())),
             process_us_per_call: cpu.and_then(|c| per_call(c.process)),
+            server_us_per_call: cpu.and_then(|c| c.server).and_then(per_call),
             redis_us_per_call: cpu.and_then(|c| c.redis).and_then(per_call),
             envoy_us_per_call: cpu.and_then(|c| c.envoy).and_then(per_call),
             cpu_share: cpu.map(|c| c.total().as_secs_f64() / (secs * cores() as f64)),
@@ -1311,12 +1343,13 @@ async fn run_all(
         }
         None => eprintln!("running {} ...", case.name),
     };
+    let server_threads = s.split.then_some(SERVER_THREADS);
     let mut rows = Vec::new();
     if s.rounds == 1 {
         // One case after another, each with its own server.
         for case in selected {
             announce(&case);
-            let mut p = prepare(&server_rt, case, redis_pid).await?;
+            let mut p = prepare(&server_rt, case, redis_pid, server_threads).await?;
             p.run(s.warmup, s.secs, s.concurrency).await;
             rows.push(p.finish(s.secs).await);
         }
@@ -1324,7 +1357,7 @@ async fn run_all(
         // Every server up; the cases take turns, D / rounds each per round.
         let mut prepared = Vec::new();
         for case in selected {
-            prepared.push(prepare(&server_rt, case, redis_pid).await?);
+            prepared.push(prepare(&server_rt, case, redis_pid, server_threads).await?);
         }
         let slice = s.secs / s.rounds as f64;
         for round in 1..=s.rounds {
@@ -1383,9 +1416,10 @@ fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool 
     println!();
     println!(
         "| case | calls | errors | RPS | p50 us | p99 us | ratio to no_auth \
-         | CPU us/call | ratio by CPU | redis us/call | envoy us/call | cores busy |"
+         | CPU us/call | ratio by CPU | server us/call | redis us/call | envoy us/call \
+         | cores busy |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let first_no_auth = rows.iter().find(|r| r.name == "no_auth" && r.errors == 0);
     let baseline = first_no_auth.map(|r| r.rps).filter(|r| *r > 0.0);
     let cpu_baseline = first_no_auth.and_then(|r| r.cpu_us_per_call);
@@ -1409,13 +1443,17 @@ fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool 
             _ => "-".into(),
         };
         let us = |v: Option<f64>| v.map_or_else(|| "-".into(), |c| format!("{c:.1}"));
-        let (redis, envoy) = (us(r.redis_us_per_call), us(r.envoy_us_per_call));
+        let (server, redis, envoy) = (
+            us(r.server_us_per_call),
+            us(r.redis_us_per_call),
+            us(r.envoy_us_per_call),
+        );
         let busy = r
             .cpu_share
             .map_or_else(|| "-".into(), |c| format!("{:.0}%", c * 100.0));
         println!(
             "| {name} | {} | {} | {:.0} | {:.0} | {:.0} | {ratio} | {cpu} | {cpu_ratio} \
-             | {redis} | {envoy} | {busy} |",
+             | {server} | {redis} | {envoy} | {busy} |",
             r.calls, r.errors, r.rps, r.p50_us, r.p99_us
         );
     }
@@ -1434,6 +1472,11 @@ fn print_table(rows: &[Row], s: &Settings, cores: usize, runtime: &str) -> bool 
                 let mut cpu = format!("{:.2}x ({:+.1} us", all_c / all_b, all_c - all_b);
                 let parts = [
                     ("this process", c.process_us_per_call, b.process_us_per_call),
+                    (
+                        "of which the server",
+                        c.server_us_per_call,
+                        b.server_us_per_call,
+                    ),
                     ("redis-server", c.redis_us_per_call, b.redis_us_per_call),
                     ("Envoy", c.envoy_us_per_call, b.envoy_us_per_call),
                 ];
@@ -1506,6 +1549,18 @@ fn print_aims(rows: &[Row]) {
              {envoys:+.1} us to Envoy's: {}",
             verdict(ours < envoys)
         ));
+        // The same comparison by the server's threads alone: what grpc-auth adds to the
+        // process it protects, as Envoy's figure is what jwt_authn adds to Envoy's (the
+        // client's part of carrying the token is in neither).
+        let server = |case: &str, base: &str| {
+            Some(row(case)?.server_us_per_call? - row(base)?.server_us_per_call?)
+        };
+        if let Some(ours) = server(in_process, "no_auth") {
+            lines.push(format!(
+                "    by the server's threads: {in_process} adds {ours:+.1} us: {}",
+                verdict(ours < envoys)
+            ));
+        }
     }
     // Part of what the in-process cases add is the token on the wire (client and
     // server), which the Envoy filter cases carry too: shown when those cases ran.
@@ -1809,6 +1864,9 @@ fn envoy_binary() -> Result<PathBuf, String> {
         })
 }
 
+/// The server runtime's thread name (split runtimes), whose CPU time is counted apart.
+const SERVER_THREADS: &str = "load-server";
+
 fn runtime(workers: usize, name: &str) -> std::io::Result<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -1889,7 +1947,7 @@ fn main() -> ExitCode {
     let result = if settings.split {
         let half = (cores / 2).max(1);
         let runtimes =
-            runtime(half, "load-server").and_then(|srv| Ok((srv, runtime(half, "load-client")?)));
+            runtime(half, SERVER_THREADS).and_then(|srv| Ok((srv, runtime(half, "load-client")?)));
         let desc = format!("split runtimes: server {half} + client {half} worker(s)");
         runtimes
             .map_err(BoxError::from)
