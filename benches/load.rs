@@ -92,7 +92,9 @@
 //! RPS as a ratio to the first no-auth run, and the CPU time per call (this process,
 //! servers + client, from `/proc/self/stat`, plus redis-server's when one runs and the
 //! case's Envoy's), its ratio to no-auth's (the RPS ratio a machine with the cores to
-//! itself would show), the share of it that was redis-server's and Envoy's, and the
+//! itself would show), the share of it that was the server runtime's threads' (split
+//! runtimes: the greeter with its auth layer and the ext_authz server, not the client;
+//! from `/proc/self/task`), redis-server's and Envoy's, and the
 //! share of the cores used (below ~90%, other processes took CPU and RPS is noisy).
 //!
 //! Every call's credential is plain metadata cloned into the request (the same client
