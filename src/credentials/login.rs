@@ -171,8 +171,9 @@ impl BasicLogin {
 
     fn decide(&self, ctx: &CallContext<'_>) -> Decision {
         let now = self.config.clock.now();
+        let monotonic = self.config.clock.monotonic();
         let mut st = self.lock();
-        let backing_off = st.failures.is_backing_off(now);
+        let backing_off = st.failures.is_backing_off(monotonic);
         if !self.config.login_methods.is_empty() {
             if self.is_login_method(ctx) {
                 return self.login(&mut st, ctx);
@@ -196,7 +197,7 @@ impl BasicLogin {
         if st.login_in_flight.is_some() {
             return Decision::Wait;
         }
-        if let Some(e) = st.failures.backing_off(now) {
+        if let Some(e) = st.failures.backing_off(monotonic) {
             return Decision::Fail(e.clone());
         }
         match self.config.login_methods.first() {
@@ -223,7 +224,7 @@ impl BasicLogin {
     }
 
     fn login_done(&self, outcome: &CallOutcome<'_>) {
-        let now = self.config.clock.now();
+        let now = self.config.clock.monotonic();
         let mut st = self.lock();
         st.login_in_flight = None;
         let Some(headers) = outcome.headers() else {

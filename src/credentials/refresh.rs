@@ -1,11 +1,11 @@
 //! The refresh state token sources and logins share: consecutive failures, the backoff
-//! before the next try, and the error to answer with meanwhile.
+//! before the next try, and the error to answer with meanwhile. Times are the clock's
+//! monotonic time ([`Clock::monotonic`](crate::clock::Clock::monotonic)): a wall clock
+//! stepped back never stretches a backoff.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tonic::Status;
-
-use crate::clock;
 
 /// Retry delays after failures: `min`, doubling, at most `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,28 +33,35 @@ impl Backoff {
 #[derive(Debug, Default)]
 pub(crate) struct Failures {
     count: u32,
-    retry_at: Option<SystemTime>,
+    retry_at: Option<Duration>,
     last: Option<Status>,
 }
 
 impl Failures {
-    /// The last failure's status while its backoff lasts at `now`.
-    pub(crate) fn backing_off(&self, now: SystemTime) -> Option<&Status> {
+    /// The last failure's status while its backoff lasts at `now` (monotonic).
+    pub(crate) fn backing_off(&self, now: Duration) -> Option<&Status> {
         self.last
             .as_ref()
             .filter(|_| self.retry_at.is_some_and(|t| now < t))
     }
 
     /// Whether a try at `now` must wait for the backoff.
-    pub(crate) fn is_backing_off(&self, now: SystemTime) -> bool {
+    pub(crate) fn is_backing_off(&self, now: Duration) -> bool {
         self.retry_at.is_some_and(|t| now < t)
     }
 
+    /// Whether the last backoff ended more than `backoff.max` before `now`: a streak of
+    /// failures long over, so the next one counts as the first.
+    pub(crate) fn lapsed(&self, now: Duration, backoff: Backoff) -> bool {
+        self.retry_at
+            .is_some_and(|t| now >= t.saturating_add(backoff.max))
+    }
+
     /// Records a failure at `now`; returns the wait before the next try.
-    pub(crate) fn failed(&mut self, now: SystemTime, backoff: Backoff, status: Status) -> Duration {
+    pub(crate) fn failed(&mut self, now: Duration, backoff: Backoff, status: Status) -> Duration {
         self.count = self.count.saturating_add(1);
         let delay = backoff.delay(self.count);
-        self.retry_at = Some(clock::add(now, delay));
+        self.retry_at = Some(now.saturating_add(delay));
         self.last = Some(status);
         delay
     }
@@ -73,7 +80,6 @@ impl Failures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
 
     #[test]
     fn delays_double_up_to_the_max_and_saturate() {
@@ -92,7 +98,7 @@ mod tests {
 
     #[test]
     fn a_failure_backs_off_until_its_delay_and_a_success_clears() {
-        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+        let t0 = Duration::from_secs(1_000);
         let b = Backoff::new(Duration::from_secs(2), Duration::from_secs(10));
         let mut f = Failures::default();
         assert!(f.backing_off(t0).is_none());
@@ -116,5 +122,16 @@ mod tests {
             Status::unavailable("x"),
         );
         assert!(f.is_backing_off(t0 + Duration::from_secs(1 << 30)));
+    }
+
+    #[test]
+    fn a_streak_lapses_once_its_backoff_ended_max_ago() {
+        let t0 = Duration::from_secs(1_000);
+        let b = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+        let mut f = Failures::default();
+        assert!(!f.lapsed(t0, b));
+        f.failed(t0, b, Status::unauthenticated("refused"));
+        assert!(!f.lapsed(t0 + Duration::from_secs(30), b));
+        assert!(f.lapsed(t0 + Duration::from_secs(31), b));
     }
 }

@@ -100,8 +100,8 @@ const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 ///   once (revoked upstream); a source that returns the same token keeps it: no loop.
 ///   A server refusing every token does not drive a fetch per call either: after a
 ///   refusal, the next refusal drops the token only once the backoff delay (1 s,
-///   doubling to 30 s) has passed; until then the token is kept. A call the server
-///   takes starts the count over.
+///   doubling to 30 s) has passed; until then the token is kept. A refusal more than
+///   30 s after the last pause ended counts as the first again.
 ///
 /// ```
 /// use grpc_auth::credentials::{Token, TokenError, TokenSource, TokenSourceCredentials};
@@ -246,8 +246,9 @@ impl<S: TokenSource> Shared<S> {
 
     fn cached(&self, config: &Config) -> Cached {
         let now = config.clock.now();
+        let monotonic = config.clock.monotonic();
         let mut st = self.lock();
-        let backing_off = st.failures.is_backing_off(now);
+        let backing_off = st.failures.is_backing_off(monotonic);
         if let Some(Current {
             value,
             expires,
@@ -277,7 +278,7 @@ impl<S: TokenSource> Shared<S> {
                 Some(_) => {}
             }
         }
-        match st.failures.backing_off(now) {
+        match st.failures.backing_off(monotonic) {
             Some(e) => Cached::BackingOff(e.clone()),
             None => Cached::Missing,
         }
@@ -305,7 +306,10 @@ impl<S: TokenSource> Shared<S> {
             }
             Err(e) => {
                 let status = Status::from(e);
-                let delay = st.failures.failed(now, config.backoff, status.clone());
+                let monotonic = config.clock.monotonic();
+                let delay = st
+                    .failures
+                    .failed(monotonic, config.backoff, status.clone());
                 tracing::debug!(failures = st.failures.count(), retry_in = ?delay, reason = %status.message(), "grpc-auth: token fetch failed");
                 Err(status)
             }
@@ -332,24 +336,20 @@ impl<S: TokenSource> CallCredentials for TokenSourceCredentials<S> {
     /// upstream) is dropped, so the next call fetches a new one; once per token: a
     /// source that hands the refused token back keeps it, never fetching in a loop.
     /// Refusals in a row drop tokens no faster than the backoff allows (a server that
-    /// refuses every token: a wrong audience); a call the server takes resets that.
+    /// refuses every token: a wrong audience); a refusal more than the longest delay
+    /// after the last pause ended counts as the first again.
     fn on_response(&self, outcome: &super::CallOutcome<'_>) {
         let Some(sent) = outcome.sent().get(AUTHORIZATION) else {
             return;
         };
-        let now = self.config.clock.now();
+        if outcome.status() != Some(tonic::Code::Unauthenticated) {
+            return;
+        }
+        let now = self.config.clock.monotonic();
+        let backoff = self.config.backoff;
         let mut st = self.shared.lock();
         let current = st.current.as_ref().map(|c| &c.value);
-        if current != Some(sent) {
-            return;
-        }
-        if outcome.status() != Some(tonic::Code::Unauthenticated) {
-            if outcome.headers().is_some() {
-                st.refusals.clear();
-            }
-            return;
-        }
-        if st.rejected.as_ref() == Some(sent) {
+        if current != Some(sent) || st.rejected.as_ref() == Some(sent) {
             return;
         }
         if st.refusals.is_backing_off(now) {
@@ -358,8 +358,13 @@ impl<S: TokenSource> CallCredentials for TokenSourceCredentials<S> {
             );
             return;
         }
+        // Not reset by calls the server takes: a public method's call says nothing of the
+        // token. A streak ends with time instead.
+        if st.refusals.lapsed(now, backoff) {
+            st.refusals.clear();
+        }
         let refused = Status::unauthenticated("token refused by the server");
-        st.refusals.failed(now, self.config.backoff, refused);
+        st.refusals.failed(now, backoff, refused);
         st.rejected = Some(sent.clone());
         st.current = None;
         tracing::debug!("grpc-auth: token refused by the server; the next call fetches anew");
@@ -561,15 +566,40 @@ mod rejection_tests {
             "Bearer tok-3",
             "kept: the second delay is 2 s"
         );
+        // A call the server takes (a public method's, say) does not start the count over.
+        assert_eq!(call(&c, None).await, "Bearer tok-3");
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-3", "still paused");
         clock.advance(Duration::from_secs(1));
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-3", "the 2 s passed");
+        // The third delay is 4 s; a refusal 30 s after it ended counts as the first.
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-4");
+        clock.advance(Duration::from_secs(4 + 30));
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-4");
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-5");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            call(&c, Some("16")).await,
+            "Bearer tok-5",
+            "the first delay (1 s) again"
+        );
+        assert_eq!(call(&c, None).await, "Bearer tok-6");
+        assert_eq!(c.shared.source.fetches.load(Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test]
+    async fn a_wall_clock_stepped_back_does_not_stretch_the_pause() {
+        let clock = crate::clock::ManualClock::at_unix(1_000_000);
+        let c = creds(false).clock(clock.clone());
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-1");
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-2");
+        clock.set_unix(1_000_000 - 3_600);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(call(&c, Some("16")).await, "Bearer tok-2");
         assert_eq!(
             call(&c, None).await,
             "Bearer tok-3",
-            "taken: the count starts over"
+            "paused 1 s, not an hour"
         );
-        assert_eq!(call(&c, Some("16")).await, "Bearer tok-3");
-        assert_eq!(call(&c, None).await, "Bearer tok-4", "dropped at once");
-        assert_eq!(c.shared.source.fetches.load(Ordering::SeqCst), 4);
     }
 }
 
