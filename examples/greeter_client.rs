@@ -81,7 +81,7 @@ struct Cli {
     #[arg(
         long,
         value_name = "USER:PASSWORD",
-        value_parser = flags::user_password,
+        value_parser = flags::Secret(flags::user_password),
         env = "GRPC_AUTH_BASIC",
         hide_env_values = true
     )]
@@ -92,7 +92,7 @@ struct Cli {
     #[arg(
         long,
         value_name = "USER:PASSWORD",
-        value_parser = flags::user_password,
+        value_parser = flags::Secret(flags::user_password),
         env = "GRPC_AUTH_LOGIN",
         hide_env_values = true
     )]
@@ -111,7 +111,7 @@ struct Cli {
     #[arg(
         long,
         value_name = "KEY_ID=SECRET",
-        value_parser = flags::key_secret,
+        value_parser = flags::Secret(flags::key_secret),
         env = "GRPC_AUTH_HMAC",
         hide_env_values = true
     )]

@@ -13,6 +13,11 @@
 //!
 //! Rules are looked up by exact method, then by service, then the default: the most
 //! specific rule wins, and a method nothing matches needs an authenticated caller.
+//!
+//! A pattern is a method (`/package.Service/Method`) or a whole service
+//! (`/package.Service/*`); see [`Policy::is_pattern`]. Anything else (an empty pattern,
+//! `*`, `/a.B/Say*`) could never mean what it says, so a policy given one denies every
+//! method, and says so in an error event, rather than leave a rule unapplied.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -87,6 +92,9 @@ pub struct Policy {
     methods: HashMap<String, Arc<Rule>>,
     services: HashMap<String, Arc<Rule>>,
     default: Arc<Rule>,
+    /// Patterns given that are not patterns: then every method is denied.
+    invalid: Vec<String>,
+    deny_all: Arc<Rule>,
 }
 
 impl Default for Policy {
@@ -127,7 +135,45 @@ impl Policy {
             methods: HashMap::new(),
             services: HashMap::new(),
             default: Arc::new(Rule::Authenticated),
+            invalid: Vec::new(),
+            deny_all: Arc::new(Rule::Deny),
         }
+    }
+
+    /// Whether `path` is a pattern this policy takes: a method,
+    /// `/package.Service/Method`, or every method of a service, `/package.Service/*`
+    /// (also written `/package.Service/` or `/package.Service`); the leading `/` may be
+    /// left out. Names are not empty and hold no whitespace, control character, `*`,
+    /// `?` or `#`. Check input (a command line, a file) with it before building.
+    ///
+    /// ```
+    /// use grpc_auth::Policy;
+    /// assert!(Policy::is_pattern("/helloworld.Greeter/SayHello"));
+    /// assert!(Policy::is_pattern("/grpc.health.v1.Health/*"));
+    /// assert!(!Policy::is_pattern("/helloworld.Greeter/SayHello*"));
+    /// assert!(!Policy::is_pattern(""));
+    /// assert!(!Policy::is_pattern("*"));
+    /// ```
+    pub fn is_pattern(path: &str) -> bool {
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        let name = |s: &str| {
+            !s.is_empty()
+                && !s.chars().any(|c| {
+                    c.is_whitespace() || c.is_control() || matches!(c, '/' | '*' | '?' | '#')
+                })
+        };
+        match rest.split_once('/') {
+            None => name(rest),
+            Some((service, method)) => {
+                name(service) && (method.is_empty() || method == "*" || name(method))
+            }
+        }
+    }
+
+    /// The patterns given that are not patterns ([`is_pattern`](Self::is_pattern)):
+    /// while there are any, every method is denied.
+    pub fn invalid_patterns(&self) -> &[String] {
+        &self.invalid
     }
 
     /// Sets the rule for methods no pattern matches (default: [`Rule::Authenticated`]).
@@ -138,16 +184,29 @@ impl Policy {
 
     /// Sets `rule` for a method or service pattern.
     pub fn rule(mut self, path: &str, rule: Rule) -> Self {
-        *self.entry(path) = rule;
+        if let Some(entry) = self.entry(path) {
+            *entry = rule;
+        }
         self
     }
 
-    fn entry(&mut self, path: &str) -> &mut Rule {
+    /// The rule of a valid pattern; `None` (and every method denied) for another.
+    fn entry(&mut self, path: &str) -> Option<&mut Rule> {
+        if !Self::is_pattern(path) {
+            tracing::error!(
+                pattern = path,
+                "grpc-auth: not a method pattern; the policy denies every method"
+            );
+            self.invalid.push(path.to_owned());
+            return None;
+        }
         let map = match pattern(path) {
             Pattern::Method(m) => self.methods.entry(m),
             Pattern::Service(s) => self.services.entry(s),
         };
-        Arc::make_mut(map.or_insert_with(|| Arc::new(Rule::Authenticated)))
+        Some(Arc::make_mut(
+            map.or_insert_with(|| Arc::new(Rule::Authenticated)),
+        ))
     }
 
     /// Makes a method or service public.
@@ -162,13 +221,17 @@ impl Policy {
 
     /// Requires `scope` (in addition to scopes already required there).
     pub fn require_scope(mut self, path: &str, scope: impl Into<String>) -> Self {
-        self.entry(path).add_requirement(Some(scope.into()), None);
+        if let Some(entry) = self.entry(path) {
+            entry.add_requirement(Some(scope.into()), None);
+        }
         self
     }
 
     /// Requires `role`; several roles on one pattern mean any of them.
     pub fn require_role(mut self, path: &str, role: impl Into<String>) -> Self {
-        self.entry(path).add_requirement(None, Some(role.into()));
+        if let Some(entry) = self.entry(path) {
+            entry.add_requirement(None, Some(role.into()));
+        }
         self
     }
 
@@ -184,6 +247,9 @@ impl Policy {
 
     /// [`Policy::rule_for`], shareable with the request's future.
     pub(crate) fn shared_rule_for(&self, method: &str) -> &Arc<Rule> {
+        if !self.invalid.is_empty() {
+            return &self.deny_all;
+        }
         if !self.methods.is_empty()
             && let Some(rule) = self.methods.get(method)
         {
@@ -204,6 +270,35 @@ impl Policy {
 mod tests {
     use super::*;
     use tonic::Code;
+
+    #[test]
+    fn a_pattern_that_is_not_one_denies_every_method() {
+        for bad in [
+            "",
+            "/",
+            "*",
+            "/*",
+            "/a.B/Say*",
+            "/a.B/C/D",
+            "/a b/C",
+            "/a.B/C?x",
+        ] {
+            let p = Policy::new()
+                .public("/grpc.health.v1.Health/*")
+                .require_scope(bad, "s");
+            assert_eq!(
+                p.rule_for("/grpc.health.v1.Health/Check"),
+                &Rule::Deny,
+                "{bad:?}"
+            );
+            assert_eq!(p.rule_for("/a.B/C"), &Rule::Deny, "{bad:?}");
+            assert_eq!(p.invalid_patterns(), [bad]);
+        }
+        for good in ["/a.B/C", "a.B/C", "/a.B/*", "/a.B/", "/a.B", "a.B"] {
+            assert!(Policy::is_pattern(good), "{good:?}");
+            assert!(Policy::new().public(good).invalid_patterns().is_empty());
+        }
+    }
 
     fn policy() -> Policy {
         Policy::new()

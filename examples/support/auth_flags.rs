@@ -72,25 +72,25 @@ pub(crate) struct AuthFlags {
     pub(crate) oidc_issuer: Vec<String>,
 
     /// Basic user; a password starting with `$argon2` is a PHC hash; repeatable
-    #[arg(long, value_name = "USER:PASSWORD", value_parser = flags::user_password)]
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = flags::Secret(flags::user_password))]
     pub(crate) basic_user: Vec<(String, String)>,
 
     /// API key (sent as `x-api-key`) and the principal it authenticates as; repeatable
-    #[arg(long, value_name = "KEY=PRINCIPAL", value_parser = flags::key_principal)]
+    #[arg(long, value_name = "KEY=PRINCIPAL", value_parser = flags::Secret(flags::key_principal))]
     pub(crate) api_key: Vec<(String, String)>,
 
     /// HMAC request-signature key id and secret; repeatable
     #[arg(
         long,
         value_name = "KEY_ID=SECRET",
-        value_parser = flags::key_secret,
+        value_parser = flags::Secret(flags::key_secret),
         env = "GRPC_AUTH_HMAC_KEY",
         hide_env_values = true
     )]
     pub(crate) hmac_key: Vec<(String, String)>,
 
     /// Method path or pattern (`/pkg.Service/*`) callable without credentials; repeatable
-    #[arg(long, value_name = "METHOD_PATH")]
+    #[arg(long, value_name = "METHOD_PATH", value_parser = flags::method_pattern)]
     pub(crate) public: Vec<String>,
 
     /// Method path or pattern that needs a scope; repeatable

@@ -20,9 +20,51 @@ pub(crate) fn key_principal(s: &str) -> Result<(String, String), String> {
     pair(s, '=', "KEY=PRINCIPAL")
 }
 
-/// `METHOD_PATH=SCOPE`.
+/// A policy pattern: `/package.Service/Method` or `/package.Service/*`. Anything else
+/// (an empty value, `*`, `/pkg.S/Say*`) is refused rather than taken for a rule that
+/// would never apply.
+pub(crate) fn method_pattern(s: &str) -> Result<String, String> {
+    match grpc_auth::Policy::is_pattern(s) {
+        true => Ok(s.to_owned()),
+        false => Err("expected `/package.Service/Method` or `/package.Service/*`".into()),
+    }
+}
+
+/// `METHOD_PATH=SCOPE`: a policy pattern and one scope (no whitespace).
 pub(crate) fn method_scope(s: &str) -> Result<(String, String), String> {
-    pair(s, '=', "METHOD_PATH=SCOPE")
+    let (path, scope) = pair(s, '=', "METHOD_PATH=SCOPE")?;
+    method_pattern(&path)?;
+    if scope.is_empty() || scope.chars().any(char::is_whitespace) {
+        return Err("expected one scope after `=` (repeat the flag for several)".into());
+    }
+    Ok((path, scope))
+}
+
+/// A value parser for a flag that holds a secret: `parse`, but an error never shows the
+/// value (clap's own "invalid value '..'" would print it, env-var values included).
+#[derive(Clone)]
+pub(crate) struct Secret(pub(crate) fn(&str) -> Result<(String, String), String>);
+
+impl clap::builder::TypedValueParser for Secret {
+    type Value = (String, String);
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let flag = arg.map_or_else(|| "a flag".to_owned(), |a| format!("'{a}'"));
+        let invalid = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for {flag} (not shown: it holds a secret): {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| invalid("not UTF-8".into()))?;
+        (self.0)(text).map_err(invalid)
+    }
 }
 
 /// Parses `KEY_ID=SECRET`. A key id may end in base64 padding (the Tyk demo's

@@ -81,7 +81,8 @@ pub enum JwksError {
 ///   last clone of the source is dropped.
 /// - **Unknown `kid`**: a call with a `kid` the keys lack refetches at once and waits,
 ///   at most once per 30 s; in between, such calls wait for a fetch in flight, if
-///   any, and otherwise fail "unknown token key id".
+///   any, and otherwise fail "unknown token key id"; `UNAVAILABLE` instead when the
+///   provider's last answer was a failure (the key may exist).
 /// - **Provider down**: the last good keys keep serving until 24 h past their refresh
 ///   time, then calls fail `UNAVAILABLE`; so do calls before any key was obtained.
 ///   After a failed fetch, calls wait 1 s, doubling to 60 s, before trying again.
@@ -227,7 +228,7 @@ impl KeySource for JwksKeys {
         };
         match query.kid() {
             Some(kid) if !just_fetched && !keys.contains_kid(kid) => {
-                Ok(s.refetch_for_unknown_kid(keys).await)
+                s.refetch_for_unknown_kid(keys).await
             }
             _ => Ok(keys),
         }
@@ -551,8 +552,13 @@ impl Shared {
     }
 
     /// A call's `kid` is not in `current`: refetch if the last such refetch is old
-    /// enough, else wait for a fetch in flight, if any.
-    async fn refetch_for_unknown_kid(self: &Arc<Self>, current: Arc<KeySet>) -> Arc<KeySet> {
+    /// enough, else wait for a fetch in flight, if any. `UNAVAILABLE` when the provider's
+    /// last answer was a failure: whether the key exists cannot be known (a rotation
+    /// during an outage must not read as a bad token).
+    async fn refetch_for_unknown_kid(
+        self: &Arc<Self>,
+        current: Arc<KeySet>,
+    ) -> Result<Arc<KeySet>, AuthError> {
         let now = self.clock.now();
         let (allowed, epoch) = {
             let mut st = self.state();
@@ -570,10 +576,11 @@ impl Shared {
             let _ = self.fetch(epoch).await;
         } else if self.fetching.try_lock().is_err() {
             drop(self.fetching.lock().await);
-        } else {
-            return current;
         }
-        self.snapshot(self.clock.now()).usable.unwrap_or(current)
+        if self.state().failures > 0 {
+            return Err(unavailable());
+        }
+        Ok(self.snapshot(self.clock.now()).usable.unwrap_or(current))
     }
 }
 

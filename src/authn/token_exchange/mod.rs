@@ -120,6 +120,8 @@ impl<L: Authenticator, T: TokenIssuer> Authenticator for TokenExchange<L, T> {
             && self.tokens.recognizes(auth.credentials())
         {
             let principal = self.tokens.verify(auth.credentials()).await?;
+            // A token exchanged for a certificate-bound login (RFC 8705 `cnf`) stays bound.
+            crate::authn::mtls::check_binding(&principal, req)?;
             return Ok(Some(Authenticated::by(
                 principal,
                 http::header::AUTHORIZATION,

@@ -231,8 +231,12 @@ struct Claims<'a> {
     jti: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scp: Option<&'a [String]>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     roles: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<&'a serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -302,16 +306,33 @@ impl SignedTokens {
     pub fn sign(&self, principal: &Principal) -> Result<String, AuthError> {
         let ring = self.keys.ring();
         let iat = self.clock.unix_seconds();
-        let scope = (!principal.scopes().is_empty()).then(|| principal.scopes().join(" "));
+        // Never past the login's own expiry: revoking its `jti` then covers the token.
+        let mut exp = iat.saturating_add(self.ttl.as_secs());
+        if let Some(login) = super::store::login_expiry(principal)? {
+            exp = exp.min(login);
+        }
+        // Scopes as `scope` (RFC 9068: space-separated), or, when one holds whitespace (a
+        // JWT `scp` element kept whole), as the `scp` array, so none splits in two.
+        let scopes = principal.scopes();
+        let whole = scopes.iter().any(|s| s.chars().any(char::is_whitespace));
+        let (scope, scp) = match scopes.is_empty() {
+            true => (None, None),
+            false if whole => (None, Some(scopes)),
+            false => (Some(scopes.join(" ")), None),
+        };
         let claims = Claims {
             iss: &self.issuer,
             sub: principal.subject(),
             aud: &self.audience,
             iat,
-            exp: iat.saturating_add(self.ttl.as_secs()),
+            exp,
             jti: random_id()?,
             scope,
+            scp,
             roles: principal.roles(),
+            // A certificate-bound login (RFC 8705) makes a token bound to the same
+            // certificate.
+            cnf: principal.claims().get("cnf"),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(ring.kid.clone());

@@ -351,7 +351,7 @@ impl<S: TokenStore> TokenIssuer for OpaqueTokens<S> {
         // token never outlives the credential it was exchanged for (a JWT login's
         // `exp`): revoking that JWT's `jti` then covers the whole token's life.
         let mut expires_at = clock::add(now, self.ttl);
-        if let Some(exp) = principal.claims().get("exp").and_then(|v| v.as_u64()) {
+        if let Some(exp) = login_expiry(principal)? {
             expires_at =
                 expires_at.min(clock::add(SystemTime::UNIX_EPOCH, Duration::from_secs(exp)));
         }
@@ -400,5 +400,17 @@ impl<S: fmt::Debug> fmt::Debug for OpaqueTokens<S> {
             .field("ttl", &self.ttl)
             .field("revocations", &self.revocations)
             .finish_non_exhaustive()
+    }
+}
+
+/// The `exp` of the credential a token is exchanged for (read as the JWT scheme reads
+/// it: a fractional one floored), which the token never outlives. One that cannot be
+/// read refuses the exchange: the token's end could not be bounded.
+pub(super) fn login_expiry(principal: &Principal) -> Result<Option<u64>, AuthError> {
+    match principal.claims().get("exp") {
+        None => Ok(None),
+        Some(exp) => crate::authn::claims::numeric_date(exp).map(Some).ok_or_else(|| {
+            AuthError::unauthenticated("the credential's expiry cannot be read")
+        }),
     }
 }
