@@ -409,8 +409,8 @@ impl<S: fmt::Debug> fmt::Debug for OpaqueTokens<S> {
 pub(super) fn login_expiry(principal: &Principal) -> Result<Option<u64>, AuthError> {
     match principal.claims().get("exp") {
         None => Ok(None),
-        Some(exp) => crate::authn::claims::numeric_date(exp).map(Some).ok_or_else(|| {
-            AuthError::unauthenticated("the credential's expiry cannot be read")
-        }),
+        Some(exp) => crate::authn::claims::numeric_date(exp)
+            .map(Some)
+            .ok_or_else(|| AuthError::unauthenticated("the credential's expiry cannot be read")),
     }
 }
