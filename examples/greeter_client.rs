@@ -70,6 +70,7 @@ struct Cli {
 
     /// Bearer token (e.g. a JWT) to send; repeatable
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_name = "TOKEN",
         env = "GRPC_AUTH_TOKEN",
@@ -79,6 +80,7 @@ struct Cli {
 
     /// Basic credentials to send on every call; repeatable
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_name = "USER:PASSWORD",
         value_parser = flags::Secret(flags::user_password),
@@ -90,6 +92,7 @@ struct Cli {
     /// Log in with Basic once, then send the bearer token the server answers with
     /// (a server with --issue-tokens); repeatable
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_name = "USER:PASSWORD",
         value_parser = flags::Secret(flags::user_password),
@@ -100,6 +103,7 @@ struct Cli {
 
     /// API key to send as `x-api-key`; repeatable
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_name = "KEY",
         env = "GRPC_AUTH_API_KEY",
@@ -109,6 +113,7 @@ struct Cli {
 
     /// Sign each call with this HMAC key (HTTP Signatures); repeatable
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_name = "KEY_ID=SECRET",
         value_parser = flags::Secret(flags::key_secret),
@@ -141,6 +146,7 @@ struct Cli {
 
     /// OAuth 2.0 client secret for --oauth2-token-url
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_name = "SECRET",
         env = "GRPC_AUTH_CLIENT_SECRET",

@@ -36,6 +36,7 @@ pub(crate) struct AuthFlags {
 
     /// HS256 secret that verifies bearer JWTs
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_name = "SECRET",
         env = "GRPC_AUTH_JWT_HS256_SECRET",
@@ -72,15 +73,26 @@ pub(crate) struct AuthFlags {
     pub(crate) oidc_issuer: Vec<String>,
 
     /// Basic user; a password starting with `$argon2` is a PHC hash; repeatable
-    #[arg(long, value_name = "USER:PASSWORD", value_parser = flags::Secret(flags::user_password))]
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        value_parser = flags::Secret(flags::user_password),
+        allow_hyphen_values = true
+    )]
     pub(crate) basic_user: Vec<(String, String)>,
 
     /// API key (sent as `x-api-key`) and the principal it authenticates as; repeatable
-    #[arg(long, value_name = "KEY=PRINCIPAL", value_parser = flags::Secret(flags::key_principal))]
+    #[arg(
+        long,
+        value_name = "KEY=PRINCIPAL",
+        value_parser = flags::Secret(flags::key_principal),
+        allow_hyphen_values = true
+    )]
     pub(crate) api_key: Vec<(String, String)>,
 
     /// HMAC request-signature key id and secret; repeatable
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_name = "KEY_ID=SECRET",
         value_parser = flags::Secret(flags::key_secret),
@@ -103,6 +115,7 @@ pub(crate) struct AuthFlags {
 
     /// Secret that signs issued tokens (32 bytes or more; shared by replicas) [default: a random key]
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_name = "SECRET",
         env = "GRPC_AUTH_TOKEN_SECRET",
@@ -157,6 +170,7 @@ pub(crate) struct AuthFlags {
 
     /// This server's OAuth 2.0 client secret (client_secret_basic)
     #[arg(
+        allow_hyphen_values = true,
         long,
         value_name = "SECRET",
         env = "GRPC_AUTH_CLIENT_SECRET",
