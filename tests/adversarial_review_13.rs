@@ -869,3 +869,54 @@ fn finding_a_secret_flag_value_starting_with_dashes_is_echoed() {
         }
     }
 }
+
+/// Finding (noted by this review, tested after): a token exchanged for a login by client
+/// certificate (`MtlsAuthenticator` as the login scheme) was bound to nothing: the mTLS
+/// principal holds its certificate's thumbprint as the claim `x5t#S256`, not as `cnf`,
+/// so the token replayed from any connection. Now both issuers bind it to the login's
+/// certificate.
+#[tokio::test]
+async fn finding_a_token_exchanged_for_an_mtls_login_is_bound_to_its_certificate() {
+    let pki = tls::test_pki();
+    let (cert, _) = pki.client_cert(&["spiffe://prod.test/ns/billing/sa/api"], &[], "api");
+    let (other, _) = pki.client_cert(&["spiffe://prod.test/ns/evil/sa/x"], &[], "x");
+    let clock = ManualClock::now();
+    let opaque = TokenExchange::new(
+        grpc_auth::authn::MtlsAuthenticator::new(),
+        OpaqueTokens::new(
+            grpc_auth::authn::token_exchange::MemoryTokenStore::default(),
+            "greeter",
+        )
+        .clock(clock.clone()),
+    );
+    let signed = TokenExchange::new(grpc_auth::authn::MtlsAuthenticator::new(), signed(&clock));
+    for server in [
+        ExtAuthzServer::new(AuthLayer::new(grpc_auth::Authenticator::boxed(opaque))),
+        ExtAuthzServer::new(AuthLayer::new(grpc_auth::Authenticator::boxed(signed))),
+    ] {
+        // The login: the certificate; a token is issued.
+        let r = ask(&server, check_request(HELLO, &[GRPC], Some(&cert))).await;
+        assert_eq!(code_and_message(&r).0, 0, "{r:?}");
+        let token = issued(&r).expect("an issued token");
+        let with =
+            |cert: Option<&str>| check_request(HELLO, &[GRPC, ("authorization", &token)], cert);
+        assert_eq!(
+            code_and_message(&ask(&server, with(Some(&cert))).await).0,
+            0
+        );
+        assert_eq!(
+            code_and_message(&ask(&server, with(None)).await),
+            (
+                16,
+                "certificate-bound token presented without a client certificate".into()
+            )
+        );
+        assert_eq!(
+            code_and_message(&ask(&server, with(Some(&other))).await),
+            (
+                16,
+                "certificate-bound token presented with another certificate".into()
+            )
+        );
+    }
+}

@@ -236,7 +236,7 @@ struct Claims<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     roles: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
-    cnf: Option<&'a serde_json::Value>,
+    cnf: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -306,7 +306,8 @@ impl SignedTokens {
     pub fn sign(&self, principal: &Principal) -> Result<String, AuthError> {
         let ring = self.keys.ring();
         let iat = self.clock.unix_seconds();
-        // Never past the login's own expiry: revoking its `jti` then covers the token.
+        // Never past the login's own expiry: a signed token cannot be revoked, so it must
+        // not outlive the credential it stands for.
         let mut exp = iat.saturating_add(self.ttl.as_secs());
         if let Some(login) = super::store::login_expiry(principal)? {
             exp = exp.min(login);
@@ -330,9 +331,9 @@ impl SignedTokens {
             scope,
             scp,
             roles: principal.roles(),
-            // A certificate-bound login (RFC 8705) makes a token bound to the same
-            // certificate.
-            cnf: principal.claims().get("cnf"),
+            // A certificate-bound login (RFC 8705), or a login by client certificate,
+            // makes a token bound to the same certificate.
+            cnf: super::store::login_binding(principal),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(ring.kid.clone());
