@@ -225,9 +225,24 @@ pub(crate) fn request_path(request: &MiniRequestObject) -> &str {
     } else {
         &request.url
     };
-    match url.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |i| rest.split_at(i).1),
-        None => url,
+    // Absolute only when it starts with a scheme (`http://host/path`): a `://` further on
+    // (`/admin?next=http://x/public`) belongs to the path or query, which the signature
+    // must cover as they are.
+    let scheme = url.find("://").filter(|&i| {
+        let mut name = url.bytes().take(i);
+        name.next().is_some_and(|b| b.is_ascii_alphabetic())
+            && name.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    });
+    let Some(i) = scheme else {
+        return url;
+    };
+    let rest = url.get(i + 3..).unwrap_or_default();
+    // The path starts where the authority ends; without one (`http://host?q`), `/`.
+    match rest.find(['/', '?', '#']) {
+        Some(at) if rest.get(at..).is_some_and(|p| p.starts_with('/')) => {
+            rest.get(at..).unwrap_or("/")
+        }
+        _ => "/",
     }
 }
 

@@ -136,7 +136,7 @@ impl<L: Authenticator, T: TokenIssuer> Authenticator for TokenExchange<L, T> {
         let Some(found) = self.login.authenticate(req).await? else {
             return Ok(None);
         };
-        let token = self.tokens.issue(&found.principal).await?;
+        let token = self.tokens.issue(&bound(&found.principal, req)).await?;
         tracing::debug!(
             method = req.method(),
             subject = found.principal.subject(),
@@ -147,6 +147,26 @@ impl<L: Authenticator, T: TokenIssuer> Authenticator for TokenExchange<L, T> {
             bearer_value(&token)?,
         )))
     }
+}
+
+/// The principal a token is issued for, with the certificate binding (RFC 8705 `cnf`)
+/// the token keeps: the login's own `cnf` (a bound JWT, checked when it logged in), else,
+/// for a login over a connection with a verified client certificate (mTLS alone, or with
+/// Basic), that certificate's thumbprint. Read from the connection, never from a claim a
+/// login brought, so no token can name another certificate.
+fn bound(principal: &crate::Principal, req: &AuthRequest<'_>) -> crate::Principal {
+    if principal.claims().contains_key("cnf") {
+        return principal.clone();
+    }
+    let Some(x5t) = req
+        .peer_certificates()
+        .and_then(|certs| certs.leaf_thumbprint())
+    else {
+        return principal.clone();
+    };
+    let mut claims = principal.claims().clone();
+    claims.insert("cnf".into(), serde_json::json!({ "x5t#S256": x5t }));
+    principal.clone().with_claims(claims)
 }
 
 impl<L: fmt::Debug, T: fmt::Debug> fmt::Debug for TokenExchange<L, T> {

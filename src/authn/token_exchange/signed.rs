@@ -236,7 +236,7 @@ struct Claims<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     roles: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
-    cnf: Option<serde_json::Value>,
+    cnf: Option<&'a serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -331,9 +331,9 @@ impl SignedTokens {
             scope,
             scp,
             roles: principal.roles(),
-            // A certificate-bound login (RFC 8705), or a login by client certificate,
-            // makes a token bound to the same certificate.
-            cnf: super::store::login_binding(principal),
+            // A certificate-bound login (RFC 8705), or a login over a connection with a
+            // client certificate (`TokenExchange` sets `cnf`), binds the token to it.
+            cnf: principal.claims().get("cnf"),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(ring.kid.clone());

@@ -355,18 +355,10 @@ impl<S: TokenStore> TokenIssuer for OpaqueTokens<S> {
             expires_at =
                 expires_at.min(clock::add(SystemTime::UNIX_EPOCH, Duration::from_secs(exp)));
         }
-        // The stored principal carries the login's certificate binding as `cnf`, which the
-        // bearer path checks.
-        let principal = match login_binding(principal) {
-            Some(cnf) if !principal.claims().contains_key("cnf") => {
-                let mut claims = principal.claims().clone();
-                claims.insert("cnf".into(), cnf);
-                principal.clone().with_claims(claims)
-            }
-            _ => principal.clone(),
-        };
+        // The stored principal keeps its certificate binding (`cnf`, which `TokenExchange`
+        // sets from the login's connection), checked on the bearer path.
         let record = StoredToken {
-            principal,
+            principal: principal.clone(),
             expires_at,
             audience: self.audience.clone(),
             issued_at: Some(now),
@@ -411,18 +403,6 @@ impl<S: fmt::Debug> fmt::Debug for OpaqueTokens<S> {
             .field("revocations", &self.revocations)
             .finish_non_exhaustive()
     }
-}
-
-/// The certificate binding (RFC 8705 `cnf`) a token exchanged for `principal` keeps: the
-/// login's own `cnf`, or for a login by client certificate (`mtls`: its `x5t#S256`
-/// claim) that certificate's thumbprint. A stolen token then replays from nowhere else.
-pub(super) fn login_binding(principal: &Principal) -> Option<serde_json::Value> {
-    let claims = principal.claims();
-    if let Some(cnf) = claims.get("cnf") {
-        return Some(cnf.clone());
-    }
-    let x5t = claims.get("x5t#S256").filter(|v| v.is_string())?;
-    Some(serde_json::json!({ "x5t#S256": x5t }))
 }
 
 /// The `exp` of the credential a token is exchanged for (read as the JWT scheme reads
