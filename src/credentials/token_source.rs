@@ -154,8 +154,10 @@ struct State {
 struct Current {
     value: HeaderValue,
     expires: Option<SystemTime>,
-    /// When it was fetched (the clock's time).
+    /// When it was fetched (the clock's time), for its lifetime.
     fetched: SystemTime,
+    /// The same on the monotonic clock, for the pause between refreshes.
+    fetched_monotonic: Duration,
 }
 
 enum Cached {
@@ -253,6 +255,7 @@ impl<S: TokenSource> Shared<S> {
             value,
             expires,
             fetched,
+            fetched_monotonic,
         }) = &st.current
         {
             // Refresh ahead by at most half the token's lifetime.
@@ -261,7 +264,7 @@ impl<S: TokenSource> Shared<S> {
                 .map_or(config.refresh_ahead, |life| {
                     config.refresh_ahead.min(life / 2)
                 });
-            let just_fetched = now < clock::add(*fetched, MIN_REFRESH_INTERVAL);
+            let just_fetched = monotonic < fetched_monotonic.saturating_add(MIN_REFRESH_INTERVAL);
             match expires {
                 None => return Cached::Fresh(value.clone()),
                 Some(exp) if clock::add(now, ahead) < *exp => {
@@ -300,6 +303,7 @@ impl<S: TokenSource> Shared<S> {
                     value: value.clone(),
                     expires,
                     fetched: now,
+                    fetched_monotonic: config.clock.monotonic(),
                 });
                 st.failures.clear();
                 Ok(value)
