@@ -15,12 +15,13 @@ mod tls;
 #[path = "../examples/support/tokens.rs"]
 mod tokens;
 
-use std::collections::HashMap;
+#[path = "support/checks.rs"]
+mod checks;
+use checks::{Example, ask_over, check_request, code_and_message, example_path, thumbprint};
+
 use std::io::Read as _;
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use grpc_auth::AuthLayer;
 use grpc_auth::authn::jwt::{JwksKeys, JwtAuthenticator, JwtKey, StaticKeys};
 use grpc_auth::authn::token_exchange::{
@@ -28,15 +29,9 @@ use grpc_auth::authn::token_exchange::{
 };
 use grpc_auth::clock::{Clock, ManualClock};
 use grpc_auth::ext_authz::ExtAuthzServer;
-use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::attribute_context::{
-    HttpRequest, Peer, Request as AttrRequest,
-};
-use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, CheckResponse,
-};
 use jsonwebtoken::Algorithm;
 use jwks_server::{JwksServer, Mode, ec256, jwks, rsa};
 use serde_json::{Value, json};
@@ -79,58 +74,6 @@ fn outcome<T>(r: Result<T, grpc_auth::AuthError>) -> Result<T, (Code, String)> {
 // ---------------------------------------------------------------------------
 // Envoy checks, in process
 // ---------------------------------------------------------------------------
-
-/// A check as Envoy sends it, optionally with the client certificate it verified.
-fn check_request(path: &str, headers: &[(&str, &str)], cert_pem: Option<&str>) -> CheckRequest {
-    let mut map: HashMap<String, String> = headers
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    map.insert(":path".into(), path.into());
-    map.insert(":method".into(), "POST".into());
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: cert_pem.map(|pem| Peer {
-                certificate: percent_encoding::utf8_percent_encode(
-                    pem,
-                    percent_encoding::NON_ALPHANUMERIC,
-                )
-                .to_string(),
-                ..Default::default()
-            }),
-            request: Some(AttrRequest {
-                http: Some(HttpRequest {
-                    method: "POST".into(),
-                    path: path.into(),
-                    headers: map,
-                    protocol: "HTTP/2".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
-}
-
-fn code_and_message(r: &CheckResponse) -> (i32, String) {
-    let s = r.status.clone().unwrap_or_default();
-    (s.code, s.message)
-}
-
-/// The SHA-256 thumbprint (base64url, RFC 8705 `x5t#S256`) of a PEM certificate.
-fn thumbprint(pem: &str) -> String {
-    use sha2::Digest as _;
-    let b64: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der))
-}
 
 /// Finding: the Basic-to-Bearer exchange launders a certificate-bound token (RFC 8705)
 /// into a plain bearer. A JWT login bound to a client certificate (`cnf.x5t#S256`) is
@@ -479,33 +422,6 @@ async fn finding_an_unknown_kid_while_the_provider_is_down_is_unavailable() {
 // The examples' command line
 // ---------------------------------------------------------------------------
 
-/// An example binary, killed on drop.
-struct Example(std::process::Child, SocketAddr);
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn example_path(name: &str) -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.parent()?.join("examples").join(name);
-    if path.is_file() {
-        Some(path)
-    } else {
-        if std::env::var("GRPC_AUTH_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!(
-                "GRPC_AUTH_REQUIRE_INTEROP=1 but {} not built",
-                path.display()
-            );
-        }
-        eprintln!("skipping: {} not built", path.display());
-        None
-    }
-}
-
 /// Starts `ext_authz_server` with `args`: the running server, or (exit status, stderr)
 /// when it refused to start.
 fn ext_authz_example(args: &[&str]) -> Option<Result<Example, (Option<i32>, String)>> {
@@ -530,19 +446,6 @@ fn ext_authz_example(args: &[&str]) -> Option<Result<Example, (Option<i32>, Stri
         return Some(Err((status.code(), err)));
     };
     Some(Ok(Example(child, addr.parse().unwrap())))
-}
-
-async fn ask_over(addr: SocketAddr, req: CheckRequest) -> CheckResponse {
-    let ch = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    AuthorizationClient::new(ch)
-        .check(req)
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 /// Finding: `--require-scope` with a glob anywhere but a trailing `/*` (here

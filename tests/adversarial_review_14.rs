@@ -14,6 +14,10 @@ mod tokens;
 #[path = "../examples/support/tyk.rs"]
 mod tyk;
 
+#[path = "support/checks.rs"]
+mod checks;
+use checks::{ask, check_request, code_and_message, issued};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -26,14 +30,7 @@ use grpc_auth::authn::token_exchange::{OpaqueTokens, SignedTokens, TokenExchange
 use grpc_auth::authn::{BasicAuthenticator, MtlsAuthenticator};
 use grpc_auth::clock::{Clock, ManualClock};
 use grpc_auth::ext_authz::ExtAuthzServer;
-use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::attribute_context::{
-    HttpRequest, Peer, Request as AttrRequest,
-};
 use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
-use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, CheckResponse,
-};
 use grpc_auth::{AuthError, AuthLayer, Authenticator};
 use grpc_auth_protos::coprocess::{
     HookType, MiniRequestObject, Object, ReturnOverrides, SessionState,
@@ -892,62 +889,6 @@ fn opaque_tokens(
         "greeter",
     )
     .clock(clock.clone())
-}
-
-fn check_request(path: &str, headers: &[(&str, &str)], cert_pem: Option<&str>) -> CheckRequest {
-    let mut map: HashMap<String, String> = headers
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    map.insert(":path".into(), path.into());
-    map.insert(":method".into(), "POST".into());
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: cert_pem.map(|pem| Peer {
-                certificate: percent_encoding::utf8_percent_encode(
-                    pem,
-                    percent_encoding::NON_ALPHANUMERIC,
-                )
-                .to_string(),
-                ..Default::default()
-            }),
-            request: Some(AttrRequest {
-                http: Some(HttpRequest {
-                    method: "POST".into(),
-                    path: path.into(),
-                    headers: map,
-                    protocol: "HTTP/2".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
-}
-
-fn code_and_message(r: &CheckResponse) -> (i32, String) {
-    let s = r.status.clone().unwrap_or_default();
-    (s.code, s.message)
-}
-
-fn issued(r: &CheckResponse) -> Option<String> {
-    let Some(HttpResponse::OkResponse(ok)) = &r.http_response else {
-        return None;
-    };
-    ok.response_headers_to_add
-        .iter()
-        .filter_map(|h| h.header.as_ref())
-        .find(|h| h.key.eq_ignore_ascii_case("authorization"))
-        .map(|h| h.value.clone())
-}
-
-async fn ask(server: &impl Authorization, req: CheckRequest) -> CheckResponse {
-    server
-        .check(tonic::Request::new(req))
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 fn thumbprint(pem: &str) -> String {

@@ -16,6 +16,10 @@ mod tokens;
 #[path = "../examples/support/tyk.rs"]
 mod tyk;
 
+#[path = "support/checks.rs"]
+mod checks;
+use checks::{ask, issued};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -31,8 +35,6 @@ use grpc_auth::ext_authz::ExtAuthzServer;
 use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::attribute_context::{
     HttpRequest, Peer, Request as AttrRequest,
 };
-use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
-use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use grpc_auth::ext_authz::envoy_types::pb::envoy::service::auth::v3::{
     AttributeContext, CheckRequest, CheckResponse,
 };
@@ -356,28 +358,9 @@ fn check_request(headers: &[(&str, &str)], cert_pem: Option<&str>) -> CheckReque
     }
 }
 
-async fn ask(server: &impl Authorization, req: CheckRequest) -> CheckResponse {
-    server
-        .check(tonic::Request::new(req))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 fn outcome(r: &CheckResponse) -> (i32, String) {
     let s = r.status.clone().unwrap_or_default();
     (s.code, s.message)
-}
-
-fn issued(r: &CheckResponse) -> Option<String> {
-    let Some(HttpResponse::OkResponse(ok)) = &r.http_response else {
-        return None;
-    };
-    ok.response_headers_to_add
-        .iter()
-        .filter_map(|h| h.header.as_ref())
-        .find(|h| h.key.eq_ignore_ascii_case("authorization"))
-        .map(|h| h.value.clone())
 }
 
 /// Guard: Envoy's `source.certificate` holding a chain (leaf A, then B): the JWT scheme
